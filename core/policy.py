@@ -1,0 +1,143 @@
+"""The versioned policy file (``governance/policy.toml``).
+
+Thresholds never live in code: every gate reads its ``[gates.<gate-id>]`` table from here, the
+sovereignty screen reads ``[screening]`` and the decision rules read ``[decisions]``. This module
+parses and checks the file's shape; each gate checks its own keys against the thresholds it
+declares (see ``core/gates``), so an unknown key or gate id is refused there with its name.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import PolicyError
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "governance" / "policy.toml"
+
+TIERS = ("internal", "public-generalized", "restricted", "withheld")
+
+
+class ScreeningPolicy(BaseModel):
+    """How model outputs inside steward regions are generalized (sovereignty stage)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    resolution_internal: int = Field(9, ge=0, le=15)
+    resolution_public_generalized: int = Field(5, ge=0, le=15)
+    resolution_restricted: int = Field(4, ge=0, le=15)
+    min_count: int = Field(11, ge=1)
+    withheld_buffer_rings: int = Field(1, ge=0, le=10)
+
+    def resolution_for(self, tier: str) -> int | None:
+        """H3 resolution a tier publishes at; ``None`` for ``withheld`` (nothing published)."""
+        if tier == "withheld":
+            return None
+        table = {
+            "internal": self.resolution_internal,
+            "public-generalized": self.resolution_public_generalized,
+            "restricted": self.resolution_restricted,
+        }
+        if tier not in table:
+            raise PolicyError("unknown tier", field="tier", expected=list(TIERS), found=tier)
+        return table[tier]
+
+
+class DecisionPolicy(BaseModel):
+    """Who must agree before a version is promoted (decision stage)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    council_quorum: int = Field(2, ge=1)
+    require_concerned_stewards: bool = True
+    require_working_group_drift_signoff: bool = False
+    forbid_self_approval: bool = True
+
+
+class Policy(BaseModel):
+    """A parsed policy file: its version, raw gate tables, screening and decision rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str
+    source: str = "<memory>"
+    gates: dict[str, dict[str, float | int | bool | str]]
+    screening: ScreeningPolicy = ScreeningPolicy()
+    decisions: DecisionPolicy = DecisionPolicy()
+
+    def gate_table(self, gate_id: str) -> dict[str, float | int | bool | str]:
+        return self.gates.get(gate_id, {})
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """Read and check a policy file; the default is ``governance/policy.toml``."""
+    file = Path(path) if path is not None else DEFAULT_POLICY_PATH
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PolicyError("policy file not found", file=str(file)) from error
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(f"not valid TOML: {error}", file=str(file)) from error
+    return policy_from_dict(raw, source=str(file))
+
+
+def policy_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Policy:
+    """Build a policy from already-parsed TOML data, refusing empty or malformed tables."""
+    unknown = sorted(set(raw) - {"version", "gates", "screening", "decisions"})
+    if unknown:
+        raise PolicyError(
+            "unknown top-level table",
+            file=source,
+            field=unknown[0],
+            expected="version, gates, screening, decisions",
+            found=unknown[0],
+        )
+    if "version" not in raw:
+        raise PolicyError("policy has no version", file=source, field="version")
+    gates = raw.get("gates")
+    if not isinstance(gates, dict) or not gates:
+        raise PolicyError(
+            "a policy with no gates would let everything through",
+            file=source,
+            field="gates",
+            expected="at least one [gates.<gate-id>] table",
+            found="none",
+        )
+    for gate_id, table in gates.items():
+        if not isinstance(table, dict):
+            raise PolicyError(
+                "gate entry must be a table",
+                file=source,
+                field=f"gates.{gate_id}",
+                expected="table",
+                found=type(table).__name__,
+            )
+        for key, value in table.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PolicyError(
+                    "threshold must be finite",
+                    file=source,
+                    field=f"gates.{gate_id}.{key}",
+                    expected="a finite number",
+                    found=value,
+                )
+    try:
+        return Policy(
+            version=str(raw["version"]),
+            source=source,
+            gates=gates,
+            screening=ScreeningPolicy(**raw.get("screening", {})),
+            decisions=DecisionPolicy(**raw.get("decisions", {})),
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise PolicyError(
+            first["msg"],
+            file=source,
+            field=".".join(str(p) for p in first["loc"]),
+            found=first.get("input"),
+        ) from error

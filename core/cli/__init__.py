@@ -29,6 +29,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "candidate",
     "schemas",
+    "signing",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,96 @@
+"""H3 helpers for the sovereignty screen, on unsigned 64-bit integer cells.
+
+h3-py 4 has no vectorized point-to-cell, so :func:`latlng_to_cells` loops once per *location*
+(callers index each grid point once, never once per time step). Everything else is numpy:
+parent roll-ups are bit operations on the index (resolution field at bits 52-55, one 3-bit digit
+per resolution, unused digits set to 7), so rolling 1M cells up costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from h3.api import numpy_int as h3n
+
+from core.errors import SovereigntyError
+
+Cells = npt.NDArray[np.uint64]
+
+_RES_SHIFT = np.uint64(52)
+_RES_MASK = np.uint64(0xF) << _RES_SHIFT
+MAX_RES = 15
+
+
+def latlng_to_cells(lat: npt.ArrayLike, lon: npt.ArrayLike, res: int) -> Cells:
+    """The resolution-``res`` cell of each (lat, lon) point, in degrees (one C call per point)."""
+    lat_list = np.asarray(lat, dtype=np.float64).tolist()
+    lon_list = np.asarray(lon, dtype=np.float64).tolist()
+    if len(lat_list) != len(lon_list):
+        raise SovereigntyError(
+            "lat and lon differ in length",
+            field="lon",
+            expected=len(lat_list),
+            found=len(lon_list),
+        )
+    to_cell = h3n.latlng_to_cell
+    try:
+        return np.fromiter(
+            map(to_cell, lat_list, lon_list, [res] * len(lat_list)),
+            dtype=np.uint64,
+            count=len(lat_list),
+        )
+    except Exception as error:  # h3's H3LatLngDomainError and friends
+        raise SovereigntyError(
+            f"cannot index points on H3: {error}",
+            field="lat/lon",
+            expected="finite degrees, lat in -90..90",
+        ) from error
+
+
+def cell_resolutions(cells: Cells) -> npt.NDArray[np.int64]:
+    """Resolution of each cell, read from its bits."""
+    return ((np.asarray(cells, dtype=np.uint64) & _RES_MASK) >> _RES_SHIFT).astype(np.int64)
+
+
+def cell_parents(cells: Cells, res: int) -> Cells:
+    """Parent of each cell at ``res`` (not finer than the cells), by bit operations."""
+    cells = np.asarray(cells, dtype=np.uint64)
+    if cells.size and int(cell_resolutions(cells).min()) < res:
+        raise SovereigntyError(
+            "cannot roll cells up to a finer resolution",
+            field="resolution",
+            expected=f"<= {int(cell_resolutions(cells).min())}",
+            found=res,
+        )
+    unused_digits = np.uint64((1 << (3 * (MAX_RES - res))) - 1)
+    return (cells & ~_RES_MASK) | (np.uint64(res) << _RES_SHIFT) | unused_digits
+
+
+def cells_overlapping(geometry: Mapping[str, Any], res: int) -> Cells:
+    """Every resolution-``res`` cell that overlaps a GeoJSON (Multi)Polygon, sorted."""
+    shape = h3n.geo_to_h3shape(geometry)
+    cells = h3n.h3shape_to_cells_experimental(shape, res, contain="overlap")
+    return np.unique(np.asarray(cells, dtype=np.uint64))
+
+
+def grid_disks(cells: Iterable[int], rings: int) -> Cells:
+    """The cells and every cell within ``rings`` steps of them, sorted and unique."""
+    parts = [np.asarray(h3n.grid_disk(int(cell), rings), dtype=np.uint64) for cell in cells]
+    if not parts:
+        return np.empty(0, dtype=np.uint64)
+    return np.unique(np.concatenate(parts))
+
+
+def cell_ring_lnglat(cell: int, digits: int = 6) -> list[list[float]]:
+    """A cell's boundary as a closed GeoJSON ring of [lon, lat], rounded to ``digits``."""
+    ring = [[round(lng, digits), round(lat, digits)] for lat, lng in h3n.cell_to_boundary(cell)]
+    ring.append(ring[0])
+    return ring
+
+
+def cell_to_str(cell: int) -> str:
+    """The usual hexadecimal string form of a cell (what maps and h3-js expect)."""
+    return str(h3n.int_to_str(int(cell)))

@@ -385,14 +385,6 @@ def _checked_geometry(raw: Mapping[str, Any], source: str, index: int) -> BaseGe
             found=f"bounds {geometry.bounds}",
             hint="GeoJSON positions are [longitude, latitude]; check the order",
         )
-    if geometry.is_empty or geometry.area == 0:
-        raise SovereigntyError(
-            "region has no area",
-            file=source,
-            field=f"{field}.coordinates",
-            expected="a polygon with positive area",
-            found=_short(raw.get("coordinates")),
-        )
     if not geometry.is_valid:
         raise SovereigntyError(
             f"invalid polygon: {shapely.is_valid_reason(geometry)}",
@@ -401,6 +393,14 @@ def _checked_geometry(raw: Mapping[str, Any], source: str, index: int) -> BaseGe
             expected="a valid (non self-intersecting) polygon",
             found=_short(raw.get("coordinates")),
             hint="Repair it first, e.g. shapely.make_valid or QGIS 'Fix geometries'",
+        )
+    if geometry.is_empty or geometry.area == 0:
+        raise SovereigntyError(
+            "region has no area",
+            file=source,
+            field=f"{field}.coordinates",
+            expected="a polygon with positive area",
+            found=_short(raw.get("coordinates")),
         )
     return geometry
 

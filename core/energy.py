@@ -40,8 +40,13 @@ def estimate_energy_kwh(duration_s: float, a: EnergyAssumptions) -> float:
     return duration_s / 3600.0 * power_w * a.pue / 1000.0
 
 
-def estimate_run(run_id: str, kind: str, duration_s: float, a: EnergyAssumptions | None = None,
-                 notes: tuple[str, ...] = ()) -> Telemetry:
+def estimate_run(
+    run_id: str,
+    kind: str,
+    duration_s: float,
+    a: EnergyAssumptions | None = None,
+    notes: tuple[str, ...] = (),
+) -> Telemetry:
     """A ``Telemetry`` record for a run, estimated with Green Algorithms (rounded for stability)."""
     a = a or EnergyAssumptions()
     energy = estimate_energy_kwh(duration_s, a)

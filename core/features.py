@@ -24,7 +24,10 @@ def feature_block(ds: xr.Dataset, features: Sequence[FeatureSpec], *, file: str 
     for dim in GRID_DIMS:
         if dim not in ds.dims:
             raise InferenceError(
-                "dataset lacks a grid dimension", file=file, field=dim, expected=GRID_DIMS,
+                "dataset lacks a grid dimension",
+                file=file,
+                field=dim,
+                expected=GRID_DIMS,
                 found=tuple(ds.dims),
             )
     n_time, n_lat, n_lon = (ds.sizes[d] for d in GRID_DIMS)
@@ -33,13 +36,18 @@ def feature_block(ds: xr.Dataset, features: Sequence[FeatureSpec], *, file: str 
     return np.stack([c.reshape(-1) for c in columns], axis=1).astype(np.float32, copy=False)
 
 
-def _column(ds: xr.Dataset, spec: FeatureSpec, shape: tuple[int, int, int], file: str) -> np.ndarray:
+def _column(
+    ds: xr.Dataset, spec: FeatureSpec, shape: tuple[int, int, int], file: str
+) -> np.ndarray:
     kind, _, name = spec.source.partition(":")
     if kind == "variable":
         if name not in ds.data_vars:
             raise InferenceError(
-                "dataset lacks a model input variable", file=file, field=name,
-                expected=f"variable '{name}' (feature '{spec.name}')", found=sorted(map(str, ds.data_vars)),
+                "dataset lacks a model input variable",
+                file=file,
+                field=name,
+                expected=f"variable '{name}' (feature '{spec.name}')",
+                found=sorted(map(str, ds.data_vars)),
             )
         return np.asarray(ds[name].transpose(*GRID_DIMS).values, dtype=np.float64)
     if kind == "coord":
@@ -67,7 +75,13 @@ def regrid_inputs(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Datase
     nearest edge value rather than NaN, so a target grid may reach the domain's edge.
     """
     lat_sorted = ds.sortby("lat").sortby("lon")
-    lat_c = np.clip(np.asarray(lat, dtype=np.float64), float(lat_sorted.lat.min()), float(lat_sorted.lat.max()))
-    lon_c = np.clip(np.asarray(lon, dtype=np.float64), float(lat_sorted.lon.min()), float(lat_sorted.lon.max()))
+    lat_c = np.clip(
+        np.asarray(lat, dtype=np.float64), float(lat_sorted.lat.min()), float(lat_sorted.lat.max())
+    )
+    lon_c = np.clip(
+        np.asarray(lon, dtype=np.float64), float(lat_sorted.lon.min()), float(lat_sorted.lon.max())
+    )
     out = lat_sorted.interp(lat=lat_c, lon=lon_c, method="linear")
-    return out.assign_coords(lat=np.asarray(lat, dtype=np.float64), lon=np.asarray(lon, dtype=np.float64))
+    return out.assign_coords(
+        lat=np.asarray(lat, dtype=np.float64), lon=np.asarray(lon, dtype=np.float64)
+    )

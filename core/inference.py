@@ -33,9 +33,13 @@ def make_session(onnx_path: Path, *, threads: int = 1) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as error:  # onnxruntime raises its own untyped errors
-        raise InferenceError(f"onnxruntime cannot load the model: {error}", file=str(onnx_path)) from error
+        raise InferenceError(
+            f"onnxruntime cannot load the model: {error}", file=str(onnx_path)
+        ) from error
 
 
 def run_matrix(session: ort.InferenceSession, metadata: ModelMetadata, x: np.ndarray) -> np.ndarray:
@@ -68,7 +72,9 @@ def predict_dataset(
         parts.append(y.reshape(block.sizes["time"], block.sizes["lat"], block.sizes["lon"]))
         if on_chunk is not None:
             on_chunk(min(start + chunk_times, n_time), n_time)
-    values = np.concatenate(parts, axis=0) if parts else np.zeros((0, ds.sizes["lat"], ds.sizes["lon"]))
+    values = (
+        np.concatenate(parts, axis=0) if parts else np.zeros((0, ds.sizes["lat"], ds.sizes["lon"]))
+    )
     target = metadata.target
     return xr.DataArray(
         values,
@@ -79,9 +85,13 @@ def predict_dataset(
     )
 
 
-def predict_grid(candidate: Candidate, lat: np.ndarray, lon: np.ndarray, *, threads: int = 1) -> xr.DataArray:
+def predict_grid(
+    candidate: Candidate, lat: np.ndarray, lon: np.ndarray, *, threads: int = 1
+) -> xr.DataArray:
     """Run the candidate's model over its validation period on any (lat, lon) target grid."""
     session = make_session(candidate.onnx_path, threads=threads)
     with xr.open_dataset(candidate.validation_path, engine="netcdf4") as ds:
         target_grid = regrid_inputs(ds.load(), lat, lon)
-    return predict_dataset(session, candidate.metadata, target_grid, file=str(candidate.validation_path))
+    return predict_dataset(
+        session, candidate.metadata, target_grid, file=str(candidate.validation_path)
+    )

@@ -44,7 +44,9 @@ class FeatureSpec(Record):
     """
 
     name: str = Field(min_length=1)
-    source: str = Field(pattern=r"^(variable:[A-Za-z_][A-Za-z0-9_]*|coord:(lat|lon)|time:hour_(sin|cos))$")
+    source: str = Field(
+        pattern=r"^(variable:[A-Za-z_][A-Za-z0-9_]*|coord:(lat|lon)|time:hour_(sin|cos))$"
+    )
     units: str
     description: str = ""
 

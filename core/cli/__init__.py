@@ -41,7 +41,9 @@ def main() -> None:
     try:
         app()
     except KfmError as error:
-        err_console.print(f"[bold red]error:[/] {error.diagnostics()}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/] {error.diagnostics()}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
@@ -53,5 +55,6 @@ def main() -> None:
             f"[bold red]internal error:[/] {type(error).__name__}: {error}. "
             "This is a bug in kfm; rerun with KFM_DEBUG=1 for the traceback and report it.",
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(3)

@@ -12,8 +12,9 @@ from core.cli._output import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Candidate directories: build the reference one, check any.",
-                        no_args_is_help=True)
+    group = typer.Typer(
+        help="Candidate directories: build the reference one, check any.", no_args_is_help=True
+    )
 
     @group.command("check")
     def check(
@@ -32,8 +33,11 @@ def register(app: typer.Typer) -> None:
             for c in report.checks:
                 table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail)
             console.print(table)
-            console.print("[green]candidate is complete and consistent[/]" if report.ok
-                          else "[red]candidate is not valid[/]")
+            console.print(
+                "[green]candidate is complete and consistent[/]"
+                if report.ok
+                else "[red]candidate is not valid[/]"
+            )
         raise typer.Exit(0 if report.ok else 1)
 
     @group.command("reference")

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {path}")
 
     @group.command("check")
-    def check(directory: Path = typer.Option(SCHEMA_DIR, "--dir", help="Folder to compare.")) -> None:
+    def check(
+        directory: Path = typer.Option(SCHEMA_DIR, "--dir", help="Folder to compare."),
+    ) -> None:
         """Exit 1 when schemas/ differs from what export would write."""
         stale = stale_schemas(directory)
         if stale:

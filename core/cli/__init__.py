@@ -27,6 +27,7 @@ app = typer.Typer(
 
 # Command groups, one module each under core/cli/. Add a module name here to register it.
 COMMAND_MODULES: list[str] = [
+    "demo",
     "candidate",
     "schemas",
     "signing",

@@ -1,9 +1,7 @@
 """H3 helpers for the sovereignty screen, on unsigned 64-bit integer cells.
 
 h3-py 4 has no vectorized point-to-cell, so :func:`latlng_to_cells` loops once per *location*
-(callers index each grid point once, never once per time step). Everything else is numpy:
-parent roll-ups are bit operations on the index (resolution field at bits 52-55, one 3-bit digit
-per resolution, unused digits set to 7), so rolling 1M cells up costs a few milliseconds.
+(callers index each grid point once per resolution, never once per time step).
 """
 
 from __future__ import annotations
@@ -18,10 +16,6 @@ from h3.api import numpy_int as h3n
 from core.errors import SovereigntyError
 
 Cells = npt.NDArray[np.uint64]
-
-_RES_SHIFT = np.uint64(52)
-_RES_MASK = np.uint64(0xF) << _RES_SHIFT
-MAX_RES = 15
 
 
 def latlng_to_cells(lat: npt.ArrayLike, lon: npt.ArrayLike, res: int) -> Cells:
@@ -48,25 +42,6 @@ def latlng_to_cells(lat: npt.ArrayLike, lon: npt.ArrayLike, res: int) -> Cells:
             field="lat/lon",
             expected="finite degrees, lat in -90..90",
         ) from error
-
-
-def cell_resolutions(cells: Cells) -> npt.NDArray[np.int64]:
-    """Resolution of each cell, read from its bits."""
-    return ((np.asarray(cells, dtype=np.uint64) & _RES_MASK) >> _RES_SHIFT).astype(np.int64)
-
-
-def cell_parents(cells: Cells, res: int) -> Cells:
-    """Parent of each cell at ``res`` (not finer than the cells), by bit operations."""
-    cells = np.asarray(cells, dtype=np.uint64)
-    if cells.size and int(cell_resolutions(cells).min()) < res:
-        raise SovereigntyError(
-            "cannot roll cells up to a finer resolution",
-            field="resolution",
-            expected=f"<= {int(cell_resolutions(cells).min())}",
-            found=res,
-        )
-    unused_digits = np.uint64((1 << (3 * (MAX_RES - res))) - 1)
-    return (cells & ~_RES_MASK) | (np.uint64(res) << _RES_SHIFT) | unused_digits
 
 
 def cells_overlapping(geometry: Mapping[str, Any], res: int) -> Cells:

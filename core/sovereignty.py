@@ -16,6 +16,11 @@ Rules (thresholds from the policy's ``[screening]`` table, :class:`core.policy.S
   suppressed or withheld value can be recovered by differencing records (of one or two tiers);
 * derived fields (``anomaly``) are computed from the published records only.
 
+Each grid point is indexed on H3 once per resolution it needs, directly (h3-py 4 has no
+vectorized indexing; a release indexes grid points, not (point, time) samples). Cells are never
+rolled up from finer ones: H3 children overhang their parent, so the rolled-up parent of a
+point's fine cell is sometimes not the cell that contains the point.
+
 Where regions overlap, a point belongs to the most restrictive one (withheld, then the coarsest
 resolution, then ``region_id``). :func:`screen_field` computes; :func:`write_screen_outputs`
 writes ``published.geojson`` and ``report.json`` byte-for-byte deterministically.
@@ -36,7 +41,6 @@ from shapely.geometry import mapping
 
 from core.errors import SovereigntyError
 from core.h3grid import (
-    cell_parents,
     cell_ring_lnglat,
     cell_to_str,
     cells_overlapping,
@@ -180,22 +184,17 @@ def screen_field(
         if reason is not None:
             status[point_region == index] = WITHHELD
 
-    # One H3 indexing per grid point that needs it, at the finest resolution needed; every
-    # coarser cell (tier cell, buffer cell) is a bit-operation roll-up of it.
+    # Points are indexed directly at each resolution they need (never rolled up from a finer
+    # cell: H3 children overhang their parent, so a rolled-up cell may not contain the point).
+    # Points far from every withheld region are never indexed for the buffer.
     buffer_res, buffer_cells = _buffer_cells(regions, reasons, policy)
-    near_buffer = (status == NATIVE) | (status == PUBLISHED)
-    if buffer_cells.size:
-        near_buffer &= _in_bbox(lat_a, lon_a, _cells_bbox(buffer_cells))
-    else:
-        near_buffer[:] = False
-    needs_cell = near_buffer | (status == PUBLISHED)
-    wanted = [r for r in resolutions if r is not None] + ([buffer_res] if buffer_res else [])
-    fine = np.zeros(n, dtype=np.uint64)
-    if wanted and needs_cell.any():
-        fine[needs_cell] = latlng_to_cells(lat_a[needs_cell], lon_a[needs_cell], max(wanted))
-    if buffer_res is not None and near_buffer.any():
-        hit = np.isin(cell_parents(fine[near_buffer], buffer_res), buffer_cells)
-        status[np.flatnonzero(near_buffer)[hit]] = BUFFER
+    if buffer_res is not None:
+        near = np.flatnonzero(
+            ((status == NATIVE) | (status == PUBLISHED))
+            & _in_bbox(lat_a, lon_a, _cells_bbox(buffer_cells))
+        )
+        hit = np.isin(latlng_to_cells(lat_a[near], lon_a[near], buffer_res), buffer_cells)
+        status[near[hit]] = BUFFER
 
     cells: list[PublishedCell] = []
     point_cell = np.zeros(n, dtype=np.uint64)
@@ -207,7 +206,7 @@ def screen_field(
         samples_published = samples_suppressed = 0
         if res is not None:
             members = np.flatnonzero(in_region & (status == PUBLISHED))
-            point_cell[members] = cell_parents(fine[members], res)
+            point_cell[members] = latlng_to_cells(lat_a[members], lon_a[members], res)
             for cell, agg, rows in _aggregate(
                 point_cell[members], members, point_count, point_sum, point_min, point_max
             ):

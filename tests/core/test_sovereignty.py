@@ -15,7 +15,6 @@ from shapely.geometry import box, shape
 
 from core.care import care_metadata, find_conflicts, write_conflict_report
 from core.errors import SovereigntyError
-from core.h3grid import cell_parents, latlng_to_cells
 from core.policy import ScreeningPolicy
 from core.regions import RegionSet, load_regions, regions_from_geojson
 from core.sovereignty import (
@@ -264,17 +263,6 @@ def test_mismatched_or_out_of_range_points_are_refused() -> None:
             np.array([40.0, 95.0]), np.array([-100.0, -100.0]), np.zeros((1, 2)), regions, POLICY
         )
     assert caught.value.field == "point[1]"
-
-
-def test_bit_operation_roll_up_equals_h3_cell_to_parent() -> None:
-    """cell_parents by bit operations equals h3.cell_to_parent at every coarser resolution."""
-    rng = np.random.default_rng(3)
-    cells = latlng_to_cells(rng.uniform(-80, 80, 200), rng.uniform(-180, 180, 200), 9)
-    for res in range(0, 10):
-        expected = [h3.str_to_int(h3.cell_to_parent(h3.int_to_str(int(c)), res)) for c in cells]
-        assert cell_parents(cells, res).tolist() == expected
-    with pytest.raises(SovereigntyError):
-        cell_parents(cells, 10)
 
 
 def test_conflicts_list_overlapped_regions_without_granted_consent(tmp_path: Path) -> None:

@@ -58,6 +58,33 @@ class DecisionPolicy(BaseModel):
     forbid_self_approval: bool = True
 
 
+class MonitoringPolicy(BaseModel):
+    """What a production batch may do before the engine rolls the version back (monitoring stage).
+
+    Production tolerances are stricter than the validation gate's: the gate compares held-out
+    data of the training season, while a production batch that moves by a "moderate" shift
+    (Siddiqi 2006: PSI 0.1-0.25) is already outside what the version was validated on.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi_max: float = Field(0.1, gt=0)
+    ks_statistic_max: float = Field(0.1, gt=0, le=1)
+    wasserstein_std_max: float = Field(0.15, gt=0)
+    psi_bins: int = Field(10, ge=2)
+    sample_rows: int = Field(200_000, ge=100)
+    energy_kwh_per_million_predictions_max: float = Field(0.05, gt=0)
+    xai_sample: int = Field(64, ge=8)
+    chunk_times: int = Field(8, ge=1)
+
+    def drift_limits(self) -> dict[str, float]:
+        return {
+            "psi": self.psi_max,
+            "ks_statistic": self.ks_statistic_max,
+            "wasserstein_std": self.wasserstein_std_max,
+        }
+
+
 class Policy(BaseModel):
     """A parsed policy file: its version, raw gate tables, screening and decision rules."""
 
@@ -68,6 +95,7 @@ class Policy(BaseModel):
     gates: dict[str, dict[str, float | int | bool | str]]
     screening: ScreeningPolicy = ScreeningPolicy()
     decisions: DecisionPolicy = DecisionPolicy()
+    monitoring: MonitoringPolicy = MonitoringPolicy()
 
     def gate_table(self, gate_id: str) -> dict[str, float | int | bool | str]:
         return self.gates.get(gate_id, {})
@@ -87,13 +115,13 @@ def load_policy(path: Path | str | None = None) -> Policy:
 
 def policy_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Policy:
     """Build a policy from already-parsed TOML data, refusing empty or malformed tables."""
-    unknown = sorted(set(raw) - {"version", "gates", "screening", "decisions"})
+    unknown = sorted(set(raw) - {"version", "gates", "screening", "decisions", "monitoring"})
     if unknown:
         raise PolicyError(
             "unknown top-level table",
             file=source,
             field=unknown[0],
-            expected="version, gates, screening, decisions",
+            expected="version, gates, screening, decisions, monitoring",
             found=unknown[0],
         )
     if "version" not in raw:
@@ -132,6 +160,7 @@ def policy_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Policy
             gates=gates,
             screening=ScreeningPolicy(**raw.get("screening", {})),
             decisions=DecisionPolicy(**raw.get("decisions", {})),
+            monitoring=MonitoringPolicy(**raw.get("monitoring", {})),
         )
     except ValidationError as error:
         first = error.errors()[0]

@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "demo",
     "candidate",
     "schemas",
+    "gates",
     "signing",
 ]
 

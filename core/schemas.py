@@ -18,7 +18,9 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE_URI = "https://kfm.example/schemas/"
 
 # file name -> "module:function" returning a JSON Schema dict (imported lazily).
-EXTRA_SCHEMAS: dict[str, str] = {}
+EXTRA_SCHEMAS: dict[str, str] = {
+    "stac-kfm-extension.schema.json": "core.describe.extension:kfm_extension_schema",
+}
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ COMMAND_MODULES: list[str] = [
     "schemas",
     "gates",
     "signing",
+    "describe",
 ]
 
 for _name in COMMAND_MODULES:

@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "gates",
     "signing",
     "describe",
+    "sovereignty",
 ]
 
 for _name in COMMAND_MODULES:

@@ -323,3 +323,58 @@ def test_care_metadata_names_stewards_labels_and_scope() -> None:
     assert everything["resolutions"]["example-sky-mesa"] is None
     nothing = care_metadata(regions, POLICY, model_family=FAMILY, footprint=(-150, 60, -140, 65))
     assert (nothing["kfm:care"]["scope"], nothing["kfm:care"]["masking"]) == ("public", "none")
+
+
+def test_cli_screen_runs_the_reference_model_finer_than_the_tiers(
+    reference_candidate_dir: Path, tmp_path: Path
+) -> None:
+    """`kfm screen` aggregates fine-grid outputs to H3 inside regions and flags withdrawn consent."""
+    from typer.testing import CliRunner
+
+    from core.cli import app
+
+    regions_file = REPO / "governance" / "regions.geojson"
+    out = tmp_path / "sovereignty"
+    args = [
+        "screen",
+        str(reference_candidate_dir),
+        "--regions",
+        str(regions_file),
+        "--out",
+        str(out),
+        "--resolution-deg",
+        "0.1",
+        "--json",
+    ]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    report = json.loads((out / "report.json").read_text())
+    by_id = {r["region_id"]: r for r in report["regions"]}
+    steps = report["time_steps"]
+    cells = [
+        f["properties"] for f in json.loads((out / "published.geojson").read_text())["features"]
+    ]
+    aster = [c for c in cells if c["region_id"] == "example-aster-river"]
+    assert aster and all(c["resolution"] == 5 for c in aster)
+    assert any(c["count"] > steps for c in aster)  # several 0.25 degree points per res-5 cell
+    assert (
+        by_id["example-sky-mesa"]["samples_withheld"] > 0
+        and by_id["example-sky-mesa"]["cells_published"] == 0
+    )
+    assert report["outside_regions"]["points_published"] > 1000  # the native 2.5 degree grid
+    assert not (out / "sovereignty_conflict.json").exists()
+    # 4 validation steps x 1 point per res-9 cell < 11: internal cells are all suppressed,
+    # so the release holds no internal-tier cell and its scope is public-generalized
+    assert by_id["example-tidewater"]["cells_published"] == 0
+    assert json.loads((out / "care.json").read_text())["kfm:care"]["scope"] == "public-generalized"
+
+    document = json.loads(regions_file.read_text())
+    document["features"][0]["properties"]["consent"]["kfm-climate-downscaling"] = "withdrawn"
+    withdrawn = tmp_path / "withdrawn.geojson"
+    withdrawn.write_text(json.dumps(document))
+    run = CliRunner().invoke(
+        app, [*args[:3], str(withdrawn), "--out", str(tmp_path / "w"), "--json"]
+    )
+    assert run.exit_code == 1
+    conflict = json.loads((tmp_path / "w" / "sovereignty_conflict.json").read_text())
+    assert [c["reason"] for c in conflict["conflicts"]] == ["consent withdrawn"]

@@ -73,7 +73,7 @@ class MonitoringPolicy(BaseModel):
     wasserstein_std_max: float = Field(0.15, gt=0)
     psi_bins: int = Field(10, ge=2)
     sample_rows: int = Field(200_000, ge=100)
-    energy_kwh_per_million_predictions_max: float = Field(0.05, gt=0)
+    energy_kwh_per_million_predictions_max: float = Field(0.001, gt=0)
     xai_sample: int = Field(64, ge=8)
     chunk_times: int = Field(8, ge=1)
 

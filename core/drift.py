@@ -98,9 +98,10 @@ def psi(reference: np.ndarray, batch: np.ndarray, bins: int = 10) -> tuple[float
     values is compared on four categories.
     """
     qs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(reference, qs))
-    ref_idx = np.searchsorted(edges, reference, side="right")
-    bat_idx = np.searchsorted(edges, batch, side="right")
+    edges = np.unique(np.quantile(reference, qs, method="inverted_cdf"))
+    edges = edges[edges < reference.max()]  # bins are (e_i, e_i+1]; none may be empty by design
+    ref_idx = np.searchsorted(edges, reference, side="left")
+    bat_idx = np.searchsorted(edges, batch, side="left")
     n_bins = edges.size + 1
     ref_share = np.bincount(ref_idx, minlength=n_bins) / reference.size
     bat_share = np.bincount(bat_idx, minlength=n_bins) / batch.size

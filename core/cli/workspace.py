@@ -1,0 +1,104 @@
+"""``kfm init`` and workspace resolution shared by the registry, ledger and decision commands.
+
+Resolution happens here, in the CLI only: ``--workspace DIR``, else ``KFM_WORKSPACE``, else
+``.kfm/`` in the current directory. ``kfm roster add/sign`` (core/cli/signing.py) default to
+``governance/roster.json`` and ``keys/root.key``, the same relative paths a workspace uses, so
+they work inside the workspace; ``kfm init`` prints the exact commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+import typer
+
+from core.cli._output import console, print_json
+from core.errors import KeyError_
+from core.keys import passphrase_from_env
+from core.workspace import Workspace, init_workspace, resolve_workspace_path
+
+WORKSPACE_HELP = "Workspace directory (default: $KFM_WORKSPACE, else ./.kfm)."
+PASSPHRASE_ENV_HELP = "Read the passphrase from this environment variable instead of a prompt."
+
+
+def workspace_option() -> Path | None:
+    return typer.Option(None, "--workspace", "-w", help=WORKSPACE_HELP)
+
+
+def resolve(option: Path | None) -> Path:
+    """The workspace directory the user means."""
+    return resolve_workspace_path(option, os.environ.get("KFM_WORKSPACE"), Path.cwd())
+
+
+def open_workspace(option: Path | None) -> Workspace:
+    return Workspace.open(resolve(option))
+
+
+def read_passphrase(variable: str | None, prompt: str, *, confirm: bool = False) -> str:
+    """From ``--passphrase-env VAR`` if given, else an interactive prompt."""
+    if variable:
+        return passphrase_from_env(variable)
+    value = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} (again): ") != value:
+        raise KeyError_("passphrases differ", field="passphrase", expected="the same twice")
+    return value
+
+
+def pipeline_passphrase(workspace: Workspace) -> str:
+    """The pipeline key's passphrase from the variable named in kfm.toml, else a prompt."""
+    variable = workspace.config.pipeline_passphrase_env
+    if os.environ.get(variable):
+        return passphrase_from_env(variable)
+    return read_passphrase(None, f"pipeline key passphrase (or set {variable})")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("init")
+    def init(
+        workspace: Path | None = workspace_option(),
+        registry: str = typer.Option(
+            "registry", "--registry", help="Registry location: a path or s3://bucket/prefix."
+        ),
+        ledger: str = typer.Option(
+            "ledger.sqlite", "--ledger", help="Ledger: a SQLite path or postgresql://..."
+        ),
+        root_passphrase_env: str | None = typer.Option(
+            None, "--root-passphrase-env", help=PASSPHRASE_ENV_HELP
+        ),
+        pipeline_passphrase_env: str | None = typer.Option(
+            None, "--pipeline-passphrase-env", help=PASSPHRASE_ENV_HELP
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Create a workspace: kfm.toml, policy, regions, root and pipeline keys, signed roster."""
+        root = resolve(workspace)
+        root_pass = read_passphrase(root_passphrase_env, "new root key passphrase", confirm=True)
+        pipe_pass = read_passphrase(
+            pipeline_passphrase_env, "new pipeline key passphrase", confirm=True
+        )
+        ws = init_workspace(
+            root,
+            root_passphrase=root_pass,
+            pipeline_passphrase=pipe_pass,
+            registry=registry,
+            ledger=ledger,
+        )
+        if as_json:
+            print_json(
+                {
+                    "workspace": str(ws.root),
+                    "registry": ws.config.registry,
+                    "ledger": ws.config.ledger,
+                    "roster": str(ws.roster_path),
+                }
+            )
+            return
+        console.print(f"workspace created in {ws.root}")
+        console.print(f"  registry {ws.config.registry}   ledger {ws.config.ledger}")
+        console.print("add reviewers from inside the workspace, then re-sign the roster:")
+        console.print(
+            f"  cd {ws.root} && kfm roster add --id alice --role council --public-key PUB"
+        )
+        console.print(f"  cd {ws.root} && kfm roster sign")

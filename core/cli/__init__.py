@@ -34,6 +34,11 @@ COMMAND_MODULES: list[str] = [
     "signing",
     "describe",
     "sovereignty",
+    "workspace",
+    "registry",
+    "ledger",
+    "decide",
+    "deploy",
 ]
 
 for _name in COMMAND_MODULES:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import shapely
 from pydantic import BaseModel, ConfigDict
@@ -39,7 +39,11 @@ from shapely.geometry.base import BaseGeometry
 from core.errors import SovereigntyError
 from core.policy import ScreeningPolicy
 from core.regions import Region, RegionSet
-from core.sovereignty import MASKING, ScreenResult
+
+if TYPE_CHECKING:
+    from core.sovereignty import ScreenResult
+
+MASKING = "h3-climate-generalized"
 
 Footprint: TypeAlias = BaseGeometry | Mapping[str, Any] | Sequence[float]
 

@@ -29,7 +29,7 @@ writes ``published.geojson`` and ``report.json`` byte-for-byte deterministically
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ import shapely
 import xarray as xr
 from shapely.geometry import mapping
 
+from core.care import (  # the sovereignty stage's public API, in one place
+    MASKING,
+    Conflict,
+    care_metadata,
+    find_conflicts,
+    write_conflict_report,
+)
 from core.errors import SovereigntyError
 from core.h3grid import (
     cell_ring_lnglat,
@@ -52,11 +59,22 @@ from core.regions import Region, RegionSet
 
 # What happened to each grid point of the release (ScreenResult.point_status).
 NATIVE, PUBLISHED, SUPPRESSED, WITHHELD, BUFFER, EMPTY = range(6)
+__all__ = [
+    "Conflict",
+    "PublishedCell",
+    "RegionScreen",
+    "ScreenResult",
+    "care_metadata",
+    "find_conflicts",
+    "screen_field",
+    "screen_grid",
+    "write_conflict_report",
+    "write_screen_outputs",
+]
 STATUS_NAMES = ("native", "published", "suppressed", "withheld", "buffer", "empty")
 
 VALUE_DECIMALS = 4
 COORD_DECIMALS = 6
-MASKING = "h3-climate-generalized"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -139,7 +157,6 @@ class ScreenResult:
     variable: str = "value"
     units: str = ""
     time_steps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def published_baseline(self) -> float | None:
         """Count-weighted mean of every published record: the reference of ``anomaly``."""

@@ -221,9 +221,9 @@ def passphrase_from_env(variable: str, *, environ: Mapping[str, str] | None = No
     value = source.get(variable)
     if not value:
         raise KeyError_(
-            "passphrase environment variable is unset or empty",
+            "environment variable is unset or empty",
             field=variable,
-            expected="a non-empty passphrase",
+            expected="a non-empty secret (passphrase or token)",
             found="unset" if value is None else "''",
         )
     return value

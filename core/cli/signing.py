@@ -54,7 +54,7 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as error:
-        raise KeyError_(
+        raise RosterError(
             "not an ISO 8601 time",
             field=option,
             expected="e.g. 2026-11-01T00:00:00Z",

@@ -20,6 +20,7 @@ SCHEMA_BASE_URI = "https://kfm.example/schemas/"
 # file name -> "module:function" returning a JSON Schema dict (imported lazily).
 EXTRA_SCHEMAS: dict[str, str] = {
     "stac-kfm-extension.schema.json": "core.describe.extension:kfm_extension_schema",
+    "regions.schema.json": "core.regions:regions_json_schema",
 }
 
 

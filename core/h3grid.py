@@ -1,7 +1,8 @@
 """H3 helpers for the sovereignty screen, on unsigned 64-bit integer cells.
 
-h3-py 4 has no vectorized point-to-cell, so :func:`latlng_to_cells` loops once per *location*
-(callers index each grid point once per resolution, never once per time step).
+h3-py 4 has no vectorized point-to-cell, so :func:`latlng_to_cells` indexes whole arrays with
+h3ronpy (the same H3 C library, vectorized in Rust; ~3x the h3-py loop here, see
+docs/benchmarks.md). Callers index each grid point once per resolution, never per time step.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from h3.api import numpy_int as h3n
+from h3ronpy.vector import coordinates_to_cells
 
 from core.errors import SovereigntyError
 
@@ -19,24 +21,22 @@ Cells = npt.NDArray[np.uint64]
 
 
 def latlng_to_cells(lat: npt.ArrayLike, lon: npt.ArrayLike, res: int) -> Cells:
-    """The resolution-``res`` cell of each (lat, lon) point, in degrees (one C call per point)."""
-    lat_list = np.asarray(lat, dtype=np.float64).tolist()
-    lon_list = np.asarray(lon, dtype=np.float64).tolist()
-    if len(lat_list) != len(lon_list):
+    """The resolution-``res`` cell of each (lat, lon) point, in degrees (vectorized)."""
+    lat_array = np.ascontiguousarray(lat, dtype=np.float64).reshape(-1)
+    lon_array = np.ascontiguousarray(lon, dtype=np.float64).reshape(-1)
+    if lat_array.size != lon_array.size:
         raise SovereigntyError(
             "lat and lon differ in length",
             field="lon",
-            expected=len(lat_list),
-            found=len(lon_list),
+            expected=lat_array.size,
+            found=lon_array.size,
         )
-    to_cell = h3n.latlng_to_cell
+    if lat_array.size == 0:
+        return np.zeros(0, dtype=np.uint64)
     try:
-        return np.fromiter(
-            map(to_cell, lat_list, lon_list, [res] * len(lat_list)),
-            dtype=np.uint64,
-            count=len(lat_list),
-        )
-    except Exception as error:  # h3's H3LatLngDomainError and friends
+        cells = coordinates_to_cells(lat_array, lon_array, res)
+        return np.asarray(cells, dtype=np.uint64)
+    except Exception as error:  # h3ronpy's ValueError on NaN or out-of-range degrees
         raise SovereigntyError(
             f"cannot index points on H3: {error}",
             field="lat/lon",

@@ -3,7 +3,7 @@ model's spatial footprint against the steward regions."""
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 from typing import Any
 
 from core.errors import GateError
@@ -99,26 +99,17 @@ class SovereigntyGate(Gate):
                     "(allowed by gates.sovereignty.allow_no_regions = true)",
                 ),
             )
+        from core.care import touched_regions
         from core.sovereignty import find_conflicts
 
         conflicts = find_conflicts(footprint, ctx.regions, meta.model_family)
-        touched = sorted(r.region_id for r in ctx.regions if r.geometry.intersects(footprint))
+        touched = sorted(r.region_id for r in touched_regions(footprint, ctx.regions))
         evidence |= {
             "regions": len(ctx.regions),
+            "regions_file": Path(ctx.regions.source).name,
             "regions_touched": touched,
-            "conflicts": [_plain(c) for c in conflicts],
-            "regions_source": ctx.regions.source,
+            "conflicts": [c.model_dump(mode="json") for c in conflicts],
         }
         return Measurement(
             values={"conflicts": len(conflicts), "regions_given": True}, evidence=evidence
         )
-
-
-def _plain(conflict: Any) -> Any:
-    if hasattr(conflict, "to_dict"):
-        return conflict.to_dict()
-    if dataclasses.is_dataclass(conflict) and not isinstance(conflict, type):
-        return dataclasses.asdict(conflict)
-    if hasattr(conflict, "model_dump"):
-        return conflict.model_dump(mode="json")
-    return str(conflict)

@@ -323,3 +323,33 @@ def test_cli_refuses_a_policy_with_an_unknown_gate(
             ["gates", "run", str(reference_candidate_dir), "--policy", str(policy)],
             catch_exceptions=False,
         )
+
+
+# --------------------------------------------------------------------------- sovereignty with regions
+REGIONS = DEFAULT_POLICY_PATH.parent / "regions.geojson"
+
+
+def test_example_regions_with_consent_pass_sovereignty(reference_candidate_dir: Path) -> None:
+    """The example stewards granted consent to the downscaling family: touched, no conflict."""
+    from core.regions import load_regions
+
+    result = run_gates(
+        load_candidate(reference_candidate_dir), load_policy(), regions=load_regions(REGIONS)
+    ).result("sovereignty")
+    assert result.passed and result.measured["regions_given"] is True
+    assert len(result.evidence["regions_touched"]) >= 1
+
+
+def test_footprint_over_a_region_without_consent_fails_sovereignty(candidate: Path) -> None:
+    """A model family no steward consented to fails the sovereignty gate only, naming the regions."""
+    from core.regions import load_regions
+
+    edit_json(
+        candidate / "model_metadata.json", lambda d: d.update(model_family="kfm-hazard-scoring")
+    )
+    report = run_gates(load_candidate(candidate), load_policy(), regions=load_regions(REGIONS))
+    assert only_failing(report) == {"sovereignty": "fail"}
+    result = report.result("sovereignty")
+    touched = result.evidence["regions_touched"]
+    assert result.failures == [f"conflicts = {len(touched)} (threshold conflicts_max = 0)"]
+    assert {c["region_id"] for c in result.evidence["conflicts"]} == set(touched)

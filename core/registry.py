@@ -31,14 +31,16 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.decisions import ModelSubject
 from core.digests import DEFAULT_EXCLUDE, FileDigest, Manifest
 from core.errors import RegistryError
 from core.storage import ObjectExists, ObjectStore
+
+if TYPE_CHECKING:  # core.decisions pulls in securesystemslib (~1 s of imports): load it lazily
+    from core.decisions import ModelSubject
 
 REGISTRY_FORMAT = 1
 PREFIX = "climate"
@@ -77,6 +79,8 @@ class VersionRecord(BaseModel):
     @property
     def subject(self) -> ModelSubject:
         """The decision subject: digests over the stored files except the signature itself."""
+        from core.decisions import ModelSubject
+
         signed = Manifest(
             files=tuple(f for f in self.manifest.files if f.name not in DEFAULT_EXCLUDE)
         )

@@ -1,0 +1,172 @@
+"""Reliability: pushes killed with SIGKILL never leave a listed partial version; concurrent
+appenders never fork the ledger or promote twice (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.ledger import Ledger, PostgresLedger, SQLiteLedger
+from core.ledger_verify import verify_ledger
+from core.policy import DecisionPolicy
+from core.registry import Registry
+from core.storage import LocalStore
+from core.testing import make_governance, signed_decision, write_version_dir
+from core.triggers import DecisionEngine
+
+PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
+REPO = Path(__file__).resolve().parents[2]
+
+PUSH_LOOP = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from core.registry import Registry
+    from core.storage import LocalStore
+    registry = Registry(LocalStore(sys.argv[1]))
+    source, base = Path(sys.argv[2]), int(sys.argv[3])
+    registry.fsck()  # clear what the previous killed push left
+    print("ready", flush=True)
+    for i in range(base, base + 1000):
+        registry.push(f"1.{i}.0", source, name="m", submitter="dev")
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_during_push_never_lists_a_partial_version(tmp_path: Path) -> None:
+    """20 pushes killed at random points: every listed version verifies, no partial is listed."""
+    source = write_version_dir(tmp_path / "src", size=64 * 1024)
+    for i in range(40):  # many small files: many points at which to be killed
+        (source / "xai" / f"attribution_{i:02d}.json").write_text(f'{{"i": {i}}}\n' * 50)
+    store_dir = tmp_path / "registry"
+    rng = random.Random(7)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    partial_seen = 0
+    for trial in range(20):
+        process = subprocess.Popen(
+            [sys.executable, "-c", PUSH_LOOP, str(store_dir), str(source), str(trial * 1000)],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.0, 0.4))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        registry = Registry(LocalStore(store_dir))
+        listed = registry.list()
+        for version in listed:
+            report = registry.verify(version)
+            assert report.ok, (trial, version, report.problems)
+        on_disk = (
+            set(os.listdir(store_dir / "climate" / "models"))
+            if (store_dir / "climate" / "models").exists()
+            else set()
+        )
+        partial_seen += len(on_disk - set(listed))
+        assert set(listed) <= on_disk
+    report = Registry(LocalStore(store_dir)).fsck()
+    assert report.damaged == ()
+    assert Registry(LocalStore(store_dir)).list()  # some pushes completed
+    assert partial_seen > 0  # the kills did land mid-push
+
+
+COUNCIL = [f"c{i}" for i in range(8)]
+GOV = make_governance(
+    {**{c: ["council"] for c in COUNCIL}, "dev": ["council"], "pipeline": ["pipeline"]}
+)
+VERSIONS = [f"2.{i}.0" for i in range(25)]
+
+
+def _open(kind: str, location: str, schema: str) -> Ledger:
+    if kind == "sqlite":
+        return SQLiteLedger(location)
+    return PostgresLedger(location, schema=schema)
+
+
+def _engine(kind: str, location: str, schema: str, registry_dir: str) -> DecisionEngine:
+    return DecisionEngine(
+        ledger=_open(kind, location, schema),
+        registry=Registry(LocalStore(registry_dir)),
+        roster=GOV.roster,
+        policy=DecisionPolicy(council_quorum=8),
+        pipeline=GOV["pipeline"],
+    )
+
+
+def _worker(kind: str, location: str, schema: str, registry_dir: str, actor: str) -> None:
+    engine = _engine(kind, location, schema, registry_dir)
+    from datetime import UTC, datetime
+
+    order = VERSIONS[:]
+    random.Random(actor).shuffle(order)
+    for version in order:
+        envelope = signed_decision(
+            GOV[actor],
+            kind="approve",
+            role="council",
+            version=version,
+            subject=engine.version_record(version).subject,
+            time=datetime.now(UTC),
+        )
+        engine.submit(envelope)
+    engine.ledger.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_concurrent_appenders_keep_one_chain(kind: str, tmp_path: Path) -> None:
+    """8 processes × 25 approvals (quorum 8): 200 approvals, chain intact, no duplicate, one
+    promotion per version, made by whichever process landed the last approval."""
+    if kind == "postgres" and not PG_URL:
+        pytest.skip("KFM_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+    location = str(tmp_path / "ledger.sqlite") if kind == "sqlite" else str(PG_URL)
+    schema = f"kfm_test_{uuid.uuid4().hex[:10]}"
+    registry_dir = str(tmp_path / "registry")
+    engine = _engine(kind, location, schema, registry_dir)
+    try:
+        for version in VERSIONS:
+            record = engine.registry.push(
+                version,
+                write_version_dir(tmp_path / version, seed=version),
+                name="m",
+                submitter="dev",
+            )
+            engine.register(record, gates_json=b"{}")
+        context = multiprocessing.get_context("fork")
+        workers = [
+            context.Process(target=_worker, args=(kind, location, schema, registry_dir, actor))
+            for actor in COUNCIL
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert [w.exitcode for w in workers] == [0] * 8
+        entries = engine.ledger.entries()
+        kinds = Counter(e.kind for e in entries)
+        assert kinds["approve"] == 200
+        assert kinds["promote"] == 25
+        assert Counter(e.version for e in entries if e.kind == "promote") == Counter(VERSIONS)
+        assert len({e.envelope for e in entries}) == len(entries)
+        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        assert verify_ledger(entries, GOV.roster).ok
+        state = engine.state()
+        assert state.production == state.promotions[-1]
+    finally:
+        if isinstance(engine.ledger, PostgresLedger):
+            engine.ledger.drop()
+        engine.ledger.close()

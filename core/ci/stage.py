@@ -1,0 +1,96 @@
+"""Stage one unsigned deployment of a candidate, as ``kfm deploy`` lays it out, in a folder.
+
+``kfm ci`` runs this module twice, each time in a fresh interpreter with a different
+``PYTHONHASHSEED``, and compares the results: the registry layout's sign-independent manifest
+digest (repeatable deployment hash) and the describe and screen outputs (rebuild
+reproducibility). Nothing is signed, pushed or recorded.
+
+Output folder::
+
+    layout/    model.onnx, model.stac.json, provenance.json, gates.json, xai/*, telemetry/*,
+               sovereignty/{published.geojson, report.json, sovereignty_conflict.json, care.json}
+    describe/  model.stac.json, provenance.json, provenance.provn, provenance.ttl
+
+Adapter: the sovereignty stage runs through :func:`core.deploy._screen`, the same function
+``kfm deploy`` uses, so what CI checks is what deploy would push (it is private to
+``core/deploy.py``; no public equivalent exists yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+LAYOUT = "layout"
+DESCRIBE = "describe"
+SIGNATURE_FILE = "model.sig"
+
+
+def stage_deployment(
+    candidate_dir: Path,
+    out: Path,
+    *,
+    policy_path: Path,
+    regions_path: Path,
+    resolution_deg: float = 0.25,
+) -> Path:
+    """Write the unsigned registry layout and the describe outputs of a candidate into ``out``."""
+    from core.candidate import load_candidate
+    from core.deploy import _screen
+    from core.describe import describe_candidate
+    from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
+    from core.gates import run_gates
+    from core.jsonio import dumps
+    from core.policy import load_policy
+    from core.regions import load_regions
+
+    candidate = load_candidate(candidate_dir)
+    policy = load_policy(policy_path)
+    regions = load_regions(regions_path)
+    layout = out / LAYOUT
+    layout.mkdir(parents=True)
+    report = run_gates(candidate, policy, regions=regions)
+    (layout / "gates.json").write_text(dumps(report.to_dict()), encoding="utf-8")
+    _screen(candidate, regions, policy, layout / "sovereignty", resolution_deg)
+    description = describe_candidate(candidate)
+    description.write(out / DESCRIBE)
+    for name in (ITEM_FILE, PROVENANCE_FILE):
+        shutil.copyfile(out / DESCRIBE / name, layout / name)
+    shutil.copyfile(candidate.onnx_path, layout / "model.onnx")
+    if (candidate.root / SIGNATURE_FILE).is_file():  # a signed candidate keeps its signature
+        shutil.copyfile(candidate.root / SIGNATURE_FILE, layout / SIGNATURE_FILE)
+    for folder in ("xai", "telemetry"):
+        if (candidate.root / folder).is_dir():
+            shutil.copytree(candidate.root / folder, layout / folder)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.ci.stage CANDIDATE OUT --policy P --regions R``; exit 2 on an error."""
+    from core.errors import KfmError
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("candidate", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--regions", type=Path, required=True)
+    parser.add_argument("--resolution-deg", type=float, default=0.25)
+    args = parser.parse_args(argv)
+    try:
+        stage_deployment(
+            args.candidate,
+            args.out,
+            policy_path=args.policy,
+            regions_path=args.regions,
+            resolution_deg=args.resolution_deg,
+        )
+    except KfmError as error:
+        print(f"error: {error.diagnostics()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""``kfm ci DIR``: every CI validation check of the specification in one pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from core.cli._output import console, err_console, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ci")
+    def ci(
+        directory: Path = typer.Argument(..., help="Candidate directory."),
+        standards: Path | None = typer.Option(
+            None,
+            "--standards",
+            help="Offline standards directory with validate_stac.py "
+            "(default: ../shared/standards beside the repository, if it exists).",
+        ),
+        allow_missing_standards: bool = typer.Option(
+            False,
+            "--allow-missing-standards",
+            help="Pass the STAC check with only the project extension schema when the "
+            "standards directory is absent.",
+        ),
+        policy_file: Path | None = typer.Option(
+            None, "--policy", help="Policy file (default: governance/policy.toml)."
+        ),
+        regions_file: Path | None = typer.Option(
+            None, "--regions", help="Steward regions (default: governance/regions.geojson)."
+        ),
+        tolerance: float = typer.Option(
+            1e-4,
+            "--inference-tolerance",
+            min=0.0,
+            help="Largest |difference| of outputs across thread counts (target units).",
+        ),
+        junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Run every CI check on a candidate; exit 0 only when all hold, 1 otherwise."""
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from core.ci import DEFAULT_STANDARDS, CiOptions, run_ci_candidate
+        from core.ci.run import DEFAULT_REGIONS_PATH
+        from core.policy import DEFAULT_POLICY_PATH
+
+        options = CiOptions(
+            policy_path=policy_file or DEFAULT_POLICY_PATH,
+            regions_path=regions_file or DEFAULT_REGIONS_PATH,
+            standards=standards if standards is not None else DEFAULT_STANDARDS,
+            allow_missing_standards=allow_missing_standards,
+            inference_tolerance=tolerance,
+        )
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("kfm ci", total=None)
+            report = run_ci_candidate(
+                directory,
+                options,
+                progress=lambda step: progress.update(task, description=step),
+            )
+        if junit is not None:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            junit.write_text(report.junit_xml(), encoding="utf-8")
+        if as_json:
+            print_json(report.to_dict())
+        else:
+            table = Table(title=f"kfm ci {report.target}", show_lines=True)
+            for column in ("check", "result", "measured", "why it failed"):
+                table.add_column(column, overflow="fold")
+            for check in report.checks:
+                why = "\n".join(str(f) for f in check.failures[:8])
+                if len(check.failures) > 8:
+                    why += f"\n... and {len(check.failures) - 8} more"
+                notes = "\n".join(f"note: {n}" for n in check.notes)
+                table.add_row(
+                    f"{check.id}\n{check.title}",
+                    "[green]pass[/]" if check.passed else "[red]FAIL[/]",
+                    f"{check.measured} ({check.seconds:.1f} s)",
+                    "\n".join(t for t in (why, notes) if t) or "-",
+                )
+            console.print(table)
+            if report.passed:
+                console.print(f"[green]all {len(report.checks)} checks passed[/]")
+            else:
+                failed = ", ".join(c.id for c in report.failed)
+                console.print(f"[red]CI BLOCKED: {len(report.failed)} check(s) failed[/]: {failed}")
+            if junit is not None:
+                console.print(f"wrote {junit}")
+        raise typer.Exit(0 if report.passed else 1)

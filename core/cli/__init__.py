@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "ledger",
     "decide",
     "deploy",
+    "ci",
 ]
 
 for _name in COMMAND_MODULES:

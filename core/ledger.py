@@ -2,8 +2,8 @@
 
 Each entry holds one DSSE envelope (:mod:`core.decisions`), its position ``seq`` (1, 2, ...),
 the hash of the previous entry (``prev_hash``; the first entry links to :data:`GENESIS`), the time
-the ledger recorded it, and its own ``entry_hash`` — SHA-256 over the RFC 8785 canonical
-``{seq, prev_hash, recorded_at, envelope_sha256}``. Editing, inserting or deleting any row breaks
+the ledger recorded it, and its own ``entry_hash`` — SHA-256 over
+``[seq, prev_hash, recorded_at, envelope_sha256]`` (see :func:`entry_hash`). Editing, inserting or deleting any row breaks
 the chain from that row on; :func:`core.ledger_verify.verify_ledger` finds the first such row.
 
 For fast replay, each row also carries the record's fields (kind, actor, role, version, time,
@@ -38,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import rfc8785
 from securesystemslib.dsse import Envelope
 
-from core.decisions import envelope_digest, envelope_to_dict, read_statement
+from core.decisions import envelope_to_dict, read_statement
 from core.errors import KfmError, LedgerError
 
 GENESIS = "0" * 64
@@ -102,14 +102,22 @@ class LedgerEntry:
 
 
 def entry_hash(seq: int, prev_hash: str, recorded_at: str, envelope_sha256: str) -> str:
-    """The hash that chains an entry to its predecessor."""
-    body: dict[str, Any] = {
-        "seq": seq,
-        "prev_hash": prev_hash,
-        "recorded_at": recorded_at,
-        "envelope_sha256": envelope_sha256,
-    }
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    """The hash that chains an entry to its predecessor.
+
+    SHA-256 over the compact JSON array ``[seq, prev_hash, recorded_at, envelope_sha256]``
+    (ints and ASCII strings only, so the JSON text is unambiguous and deterministic).
+    """
+    body = json.dumps([seq, prev_hash, recorded_at, envelope_sha256], separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def envelope_sha256(stored: str) -> str:
+    """Digest of a stored envelope: SHA-256 of its RFC 8785 text, exactly as stored.
+
+    Equal to :func:`core.decisions.envelope_digest` of the envelope for every row the ledger
+    wrote; any edit to the stored bytes changes it.
+    """
+    return hashlib.sha256(stored.encode("utf-8")).hexdigest()
 
 
 def make_entry(
@@ -127,12 +135,13 @@ def make_entry(
             found=error.found,
         ) from error
     when = format_time(recorded_at)
+    stored = rfc8785.dumps(data).decode("utf-8")
     return LedgerEntry(
         seq=seq,
         prev_hash=prev_hash,
-        entry_hash=entry_hash(seq, prev_hash, when, envelope_digest(data)),
+        entry_hash=entry_hash(seq, prev_hash, when, envelope_sha256(stored)),
         recorded_at=when,
-        envelope=rfc8785.dumps(data).decode("utf-8"),
+        envelope=stored,
         kind=record.kind,
         actor=record.actor,
         role=record.role,

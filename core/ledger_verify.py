@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from core.decisions import ModelSubject, envelope_digest, verify_decision
+from core.decisions import ModelSubject, verify_decision
 from core.errors import KfmError
-from core.ledger import GENESIS, LedgerEntry, entry_hash, format_time, parse_time
+from core.ledger import GENESIS, LedgerEntry, entry_hash, envelope_sha256, format_time, parse_time
 from core.replay import ALLOWED_ROLES
 from core.roster import TrustedRoster
 
@@ -81,7 +81,7 @@ def verify_entry(
     try:
         envelope = entry.envelope_dict()
         recomputed = entry_hash(
-            entry.seq, entry.prev_hash, entry.recorded_at, envelope_digest(envelope)
+            entry.seq, entry.prev_hash, entry.recorded_at, envelope_sha256(entry.envelope)
         )
     except (ValueError, TypeError) as error:
         return BrokenEntry(entry.seq, "envelope", f"not a JSON envelope: {error}")

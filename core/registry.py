@@ -123,6 +123,9 @@ class FsckReport(BaseModel):
 
 def version_sort_key(version: str) -> tuple[Any, ...]:
     """Natural order: 1.2.10 after 1.2.9; pre-release text compared as text."""
+    plain = version.lstrip("v").split(".")
+    if all(p.isdigit() for p in plain):  # fast path for plain X.Y.Z
+        return tuple((0, int(p), "") for p in plain)
     parts = re.split(r"(\d+)", version.lstrip("v"))
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
 

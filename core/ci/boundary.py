@@ -202,7 +202,7 @@ def _h3_failures(
         )
     else:
         governing.append(next(r for r in regions if r.region_id == named))
-    for region in governing:
+    for region in {r.region_id: r for r in governing}.values():
         if region.tier == "withheld":
             continue  # withheld land is checked by overlap below
         allowed = policy.resolution_for(region.tier)

@@ -152,7 +152,9 @@ def _layout(signed: Path, stage: Path, gates_text: str) -> None:
     shutil.copyfile(signed / "model.onnx", stage / "model.onnx")
     shutil.copyfile(signed / "model.sig", stage / "model.sig")
     (stage / "gates.json").write_text(gates_text, encoding="utf-8")
-    for folder in ("xai", "telemetry"):
+    for name in ("model_metadata.json", "model_summary.json"):
+        shutil.copyfile(signed / name, stage / name)
+    for folder in ("xai", "telemetry", "data"):
         if (signed / folder).is_dir():
             shutil.copytree(signed / folder, stage / folder)
 

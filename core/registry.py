@@ -6,6 +6,7 @@ Layout inside the store (a local directory, or ``s3://bucket/prefix`` for scale)
     climate/models/<version>/model.onnx        the version's files, each created once:
                             model.stac.json    model.sig, provenance.json, gates.json,
                             xai/*  telemetry/*  sovereignty/*
+                            model_metadata.json  model_summary.json  data/*
     climate/index/<version>.json               the commit marker = the registry manifest entry
     climate/rollbacks/<id>/...                 rollback reports (see core/triggers.py)
 
@@ -56,7 +57,10 @@ REQUIRED_FILES: tuple[str, ...] = (
     "model.sig",
     "gates.json",
 )
-OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty")
+OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json")
+# data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
+# can work from a registry version alone.
+OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data")
 VERSION_PATTERN = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -349,7 +353,7 @@ class Registry:
             "layout": {
                 "models": f"{MODELS}/<version>/"
                 + "{"
-                + ", ".join((*REQUIRED_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS)))
+                + ", ".join((*REQUIRED_FILES, *OPTIONAL_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS)))
                 + "}",
                 "index": f"{INDEX}/<version>.json (commit marker, written last)",
                 "rollbacks": f"{ROLLBACKS}/<id>/",
@@ -381,7 +385,7 @@ def collect_layout(source: Path) -> list[tuple[str, Path]]:
             raise RegistryError(
                 "symbolic link in push source", file=str(entry), expected="a regular file"
             )
-        if entry.name in REQUIRED_FILES:
+        if entry.name in REQUIRED_FILES or (entry.name in OPTIONAL_FILES and entry.is_file()):
             found.append((entry.name, entry))
         elif entry.name in OPTIONAL_DIRS and entry.is_dir():
             for path in sorted(entry.rglob("*")):
@@ -395,7 +399,7 @@ def collect_layout(source: Path) -> list[tuple[str, Path]]:
             raise RegistryError(
                 "unexpected entry in push source",
                 file=str(entry),
-                expected=f"{list(REQUIRED_FILES)} or folders {list(OPTIONAL_DIRS)}",
+                expected=f"{list(REQUIRED_FILES + OPTIONAL_FILES)} or folders {list(OPTIONAL_DIRS)}",
                 found=entry.name,
             )
     return found

@@ -9,10 +9,10 @@ registry layout in a temporary folder and stops at the first stage that refuses:
    returned so the submitter sees why);
 3. sign — :func:`core.signing.sign_model` with the pipeline key, on a private copy of the
    candidate (the candidate directory is never modified);
-4. sovereignty — the H3 screen of the model's outputs (``published.geojson``, ``report.json``,
-   ``sovereignty_conflict.json``, ``care.json``) and the stewards whose regions the footprint
-   touches (:func:`core.care.touched_regions`); it runs before describe so the STAC item carries
-   the CARE block (DESIGN lists describe first; the item needs the screen's result);
+4. sovereignty — :func:`core.screening.screen_candidate`, the H3 screen of the model's outputs
+   (``published.geojson``, ``report.json``, ``sovereignty_conflict.json``, ``care.json``) and
+   the stewards whose regions the footprint touches; it runs before describe so the STAC item
+   carries the CARE block (DESIGN lists describe first; the item needs the screen's result);
 5. describe — :func:`core.describe.describe_candidate` (``model.stac.json``, ``provenance.json``);
 6. push — :meth:`core.registry.Registry.push` (``climate/models/<version>/...``);
 7. register — :meth:`core.triggers.DecisionEngine.register` appends the signed
@@ -33,8 +33,9 @@ from core.errors import KfmError
 from core.jsonio import dumps
 from core.ledger import LedgerEntry
 from core.policy import Policy
-from core.regions import RegionSet, load_regions
+from core.regions import load_regions
 from core.registry import VersionRecord
+from core.screening import DEFAULT_RESOLUTION_DEG
 from core.triggers import DecisionEngine
 
 Progress = Callable[[str], None]
@@ -82,10 +83,11 @@ def deploy_candidate(
     regions_path: Path,
     submitter: str,
     progress: Progress | None = None,
-    screen_resolution_deg: float = 0.25,
+    screen_resolution_deg: float = DEFAULT_RESOLUTION_DEG,
 ) -> DeployOutcome:
     """Run every stage on ``directory``; see the module docstring for the order."""
     from core.gates import run_gates
+    from core.screening import screen_candidate
     from core.signing import sign_model
 
     say = progress or (lambda _message: None)
@@ -122,11 +124,13 @@ def deploy_candidate(
         stage = Path(work) / "version"
         stage.mkdir()
         say("sovereignty")
-        care, stewards = _screen(
-            candidate, regions, policy, stage / "sovereignty", screen_resolution_deg
+        screened = screen_candidate(
+            candidate, regions, policy.screening, resolution_deg=screen_resolution_deg
         )
+        screened.write(stage / "sovereignty")
+        stewards = list(screened.concerned_stewards)
         say("describe")
-        _describe(candidate, care, stage)
+        _describe(candidate, screened.care, stage)
         _layout(signed, stage, gates_text)
         say("push")
         record = engine.registry.push(
@@ -169,51 +173,3 @@ def _describe(candidate: Candidate, care: dict[str, Any], stage: Path) -> None:
     description = describe_candidate(candidate)
     (stage / "model.stac.json").write_text(description.texts[ITEM_FILE], encoding="utf-8")
     (stage / "provenance.json").write_text(description.texts[PROVENANCE_FILE], encoding="utf-8")
-
-
-def _screen(
-    candidate: Candidate,
-    regions: RegionSet,
-    policy: Policy,
-    out: Path,
-    resolution_deg: float,
-) -> tuple[dict[str, Any], list[str]]:
-    """The sovereignty stage as ``kfm screen`` runs it; returns CARE metadata and stewards.
-
-    Adapter: the grid helpers live in ``core/cli/sovereignty.py`` (another engineer's file);
-    they are reused rather than copied until they move into core.
-    """
-    import xarray as xr
-
-    from core.care import care_metadata, find_conflicts, touched_regions, write_conflict_report
-    from core.cli.sovereignty import fine_grid, release_points
-    from core.inference import predict_grid
-    from core.jsonio import write_json
-    from core.sovereignty import screen_field, write_screen_outputs
-
-    family = candidate.metadata.model_family
-    with xr.open_dataset(candidate.validation_path, engine="netcdf4") as ds:
-        native_lat, native_lon = ds["lat"].values, ds["lon"].values
-    native = predict_grid(candidate, native_lat, native_lon)
-    fine = [predict_grid(candidate, *fine_grid(r.geometry.bounds, resolution_deg)) for r in regions]
-    lat, lon, values = release_points(fine, native, regions)
-    result = screen_field(
-        lat,
-        lon,
-        values,
-        regions,
-        policy.screening,
-        model_family=family,
-        variable=str(native.name or "value"),
-        units=str(native.attrs.get("units", "")),
-    )
-    write_screen_outputs(result, out)
-    footprint = candidate.metadata.training_domain.bbox
-    conflicts = find_conflicts(footprint, regions, family)
-    write_conflict_report(conflicts, out, model_family=family)
-    care = care_metadata(
-        regions, policy.screening, model_family=family, footprint=footprint, result=result
-    )
-    write_json(out / "care.json", care)
-    stewards = sorted({r.properties.steward_id for r in touched_regions(footprint, regions)})
-    return care, stewards

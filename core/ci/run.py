@@ -37,6 +37,7 @@ from core.ci.report import CiCheck, CiFailure, CiReport
 from core.ci.stage import DESCRIBE, LAYOUT
 from core.errors import KfmError
 from core.policy import DEFAULT_POLICY_PATH
+from core.screening import DEFAULT_RESOLUTION_DEG
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_REGIONS_PATH = DEFAULT_POLICY_PATH.parent / "regions.geojson"
@@ -70,7 +71,7 @@ class CiOptions:
     allow_missing_standards: bool = False
     inference_tolerance: float = DEFAULT_TOLERANCE
     threads: tuple[int, ...] = DEFAULT_THREADS
-    resolution_deg: float = 0.25
+    resolution_deg: float = DEFAULT_RESOLUTION_DEG
 
 
 def failed_check(check_id: str, failure: CiFailure, measured: str = "nothing") -> CiCheck:

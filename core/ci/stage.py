@@ -11,9 +11,8 @@ Output folder::
                sovereignty/{published.geojson, report.json, sovereignty_conflict.json, care.json}
     describe/  model.stac.json, provenance.json, provenance.provn, provenance.ttl
 
-Adapter: the sovereignty stage runs through :func:`core.deploy._screen`, the same function
-``kfm deploy`` uses, so what CI checks is what deploy would push (it is private to
-``core/deploy.py``; no public equivalent exists yet).
+The sovereignty stage runs through :func:`core.screening.screen_candidate`, the function
+``kfm deploy`` and ``kfm screen`` use, so what CI checks is what deploy would push.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+
+from core.screening import DEFAULT_RESOLUTION_DEG
 
 LAYOUT = "layout"
 DESCRIBE = "describe"
@@ -34,17 +35,17 @@ def stage_deployment(
     *,
     policy_path: Path,
     regions_path: Path,
-    resolution_deg: float = 0.25,
+    resolution_deg: float = DEFAULT_RESOLUTION_DEG,
 ) -> Path:
     """Write the unsigned registry layout and the describe outputs of a candidate into ``out``."""
     from core.candidate import load_candidate
-    from core.deploy import _screen
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
     from core.gates import run_gates
     from core.jsonio import dumps
     from core.policy import load_policy
     from core.regions import load_regions
+    from core.screening import screen_candidate
 
     candidate = load_candidate(candidate_dir)
     policy = load_policy(policy_path)
@@ -53,7 +54,9 @@ def stage_deployment(
     layout.mkdir(parents=True)
     report = run_gates(candidate, policy, regions=regions)
     (layout / "gates.json").write_text(dumps(report.to_dict()), encoding="utf-8")
-    _screen(candidate, regions, policy, layout / "sovereignty", resolution_deg)
+    screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg).write(
+        layout / "sovereignty"
+    )
     description = describe_candidate(candidate)
     description.write(out / DESCRIBE)
     for name in (ITEM_FILE, PROVENANCE_FILE):
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--regions", type=Path, required=True)
-    parser.add_argument("--resolution-deg", type=float, default=0.25)
+    parser.add_argument("--resolution-deg", type=float, default=DEFAULT_RESOLUTION_DEG)
     args = parser.parse_args(argv)
     try:
         stage_deployment(

@@ -48,6 +48,7 @@ PREFIX = "climate"
 MODELS = f"{PREFIX}/models"
 INDEX = f"{PREFIX}/index"
 ROLLBACKS = f"{PREFIX}/rollbacks"
+MONITORING = f"{PREFIX}/monitoring"
 REGISTRY_MANIFEST = f"{PREFIX}/registry.json"
 
 REQUIRED_FILES: tuple[str, ...] = (
@@ -344,6 +345,47 @@ class Registry:
     def read_rollback(self, rollback_id: str, name: str) -> bytes:
         """One file of a rollback report."""
         return self.store.read(f"{ROLLBACKS}/{rollback_id}/{name}")
+
+    def write_run(
+        self, version: str, run_id: str, files: Mapping[str, bytes]
+    ) -> builtins.list[str]:
+        """Create ``climate/monitoring/<version>/<run id>/<name>`` for each file (never overwritten).
+
+        The index entry ``run.json`` is written last, so a run that was cut off is never listed.
+        """
+        self.show(version)  # the version must be committed
+        if not ID_PATTERN.match(run_id):
+            raise RegistryError("invalid monitoring run id", field="run_id", found=run_id)
+        if "run.json" not in files:
+            raise RegistryError(
+                "a monitoring run needs its run.json",
+                field="files",
+                expected="run.json",
+                found=sorted(files),
+            )
+        keys = []
+        for name, data in sorted(files.items(), key=lambda item: item[0] == "run.json"):
+            key = f"{MONITORING}/{version}/{run_id}/{name}"
+            self.store.create(key, data)
+            keys.append(key)
+        return keys
+
+    def list_runs(self, version: str) -> builtins.list[str]:
+        """Monitoring run ids of ``version`` that completed (have a run.json), oldest first."""
+        prefix = f"{MONITORING}/{check_version(version)}"
+        runs = {
+            key[len(prefix) + 1 :].split("/", 1)[0]
+            for key in self.store.list(prefix)
+            if key.endswith("/run.json")
+        }
+        return sorted(runs)
+
+    def read_run(self, version: str, run_id: str, name: str) -> bytes:
+        """One file of a monitoring run."""
+        key = f"{MONITORING}/{check_version(version)}/{run_id}/{name}"
+        if not self.store.exists(key):
+            raise RegistryError("no such monitoring file", file=key, field="name", found=name)
+        return self.store.read(key)
 
     def _ensure_registry_manifest(self) -> None:
         if self.store.exists(REGISTRY_MANIFEST):

@@ -311,6 +311,25 @@ class DecisionEngine:
 
         return self.ledger.transact(decide)
 
+    def record_monitoring(
+        self, version: str, reason: str, evidence: Sequence[EvidenceRef]
+    ) -> LedgerEntry:
+        """Append a pipeline-signed ``monitoring`` record about a run on ``version``."""
+        now = self._clock()
+
+        def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
+            if not any(e.kind == "registered" and e.version == version for e in entries):
+                raise LedgerError(
+                    "cannot monitor a version the ledger never registered",
+                    field="version",
+                    expected="a registered version",
+                    found=version,
+                )
+            return [self._pipeline_record("monitoring", version, reason, now, evidence=evidence)]
+
+        (entry,) = self.ledger.transact(decide)
+        return entry
+
     def _rollback(
         self,
         state: ChannelState,

@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "ledger",
     "decide",
     "deploy",
+    "monitor",
     "ci",
 ]
 

@@ -1,0 +1,146 @@
+"""``kfm monitor VERSION --batch FILE``, ``kfm monitor history VERSION``, ``kfm monitor batch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from core.cli._output import console, print_json
+from core.cli.decide import build_engine
+from core.cli.workspace import open_workspace, workspace_option
+from core.telemetry import TelemetryConfig
+
+
+class _RunByDefault(TyperGroup):
+    """``kfm monitor VERSION ...`` means ``kfm monitor run VERSION ...``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        cls=_RunByDefault,
+        help="Monitoring: run a deployed version on a batch (drift, energy, XAI, spans); history.",
+        no_args_is_help=True,
+    )
+
+    @group.command("run")
+    def run(
+        version: str = typer.Argument(..., help="Registry version to monitor."),
+        batch: Path = typer.Option(
+            ..., "--batch", help="netCDF batch with the model's input variables."
+        ),
+        otlp_endpoint: str | None = typer.Option(
+            None,
+            "--otlp-endpoint",
+            help="Also export spans and metrics by OTLP/HTTP, e.g. http://127.0.0.1:4318.",
+        ),
+        workspace: Path | None = workspace_option(),
+        as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+    ) -> None:
+        """Run VERSION on a batch; a drift or energy breach of the production version rolls it back."""
+        from core.monitoring_flow import monitor_version
+
+        ws = open_workspace(workspace)
+        engine = build_engine(ws, with_pipeline=True)
+        with console.status(
+            f"monitoring {version} on {batch.name} (inference, drift, XAI, energy)..."
+        ):
+            outcome = monitor_version(
+                engine,
+                version,
+                batch,
+                ws.policy().monitoring,
+                telemetry_config=TelemetryConfig(otlp_endpoint=otlp_endpoint),
+            )
+        if as_json:
+            print_json(outcome.to_dict())
+            return
+        summary = outcome.run.summary()
+        table = Table(title=f"monitoring run {summary['run_id']}")
+        for column in ("feature", "PSI", "KS", "Wasserstein / std"):
+            table.add_column(column)
+        for name, drift in summary["drift"].items():
+            table.add_row(
+                name,
+                f"{drift['psi']:.4f}",
+                f"{drift['ks_statistic']:.4f}",
+                f"{drift['wasserstein_std']:.4f}",
+            )
+        console.print(table)
+        console.print(
+            f"{summary['n_predictions']} predictions; energy {summary['energy_kwh']:.3g} kWh, "
+            f"{summary['emissions_kg_co2e']:.3g} kg CO2e ({summary['telemetry_method']})"
+        )
+        for breach in outcome.run.breaches:
+            console.print(f"[red]breach:[/] {breach}")
+        colour = "red" if outcome.rollback else "green"
+        console.print(f"[{colour}]{outcome.note}[/] (ledger entry {outcome.ledger_seq})")
+
+    @group.command("history")
+    def history(
+        version: str = typer.Argument(..., help="Registry version."),
+        workspace: Path | None = workspace_option(),
+        as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+    ) -> None:
+        """List VERSION's monitoring runs with drift per feature, energy and carbon."""
+        from core.monitoring_flow import run_history
+
+        ws = open_workspace(workspace)
+        rows = run_history(build_engine(ws, with_pipeline=False), version)
+        if as_json:
+            print_json(rows)
+            return
+        if not rows:
+            console.print(f"no monitoring runs for {version}")
+            return
+        features = sorted({f for row in rows for f in row["drift"]})
+        table = Table(title=f"monitoring runs of {version}")
+        for column in (
+            "run",
+            "batch",
+            *(f"PSI {f}" for f in features),
+            "kWh",
+            "kg CO2e",
+            "breaches",
+        ):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                row["run_id"],
+                row["batch"],
+                *(f"{row['drift'][f]['psi']:.3f}" if f in row["drift"] else "-" for f in features),
+                f"{row['energy_kwh']:.3g}",
+                f"{row['emissions_kg_co2e']:.3g}",
+                str(len(row["breaches"])) if row["breaches"] else "none",
+            )
+        console.print(table)
+
+    @group.command("batch")
+    def batch(
+        kind: str = typer.Argument(..., help="in-distribution, warming (+3 K) or southern."),
+        out: Path = typer.Option(..., "--out", help="netCDF file to write."),
+        candidate: Path = typer.Option(
+            ..., "--candidate", help="Candidate whose validation data to use."
+        ),
+    ) -> None:
+        """Write a real monitoring batch derived from a candidate's held-out reanalysis times."""
+        from core.batches import BATCH_KINDS, make_batch
+        from core.candidate import load_candidate
+        from core.errors import InferenceError
+
+        if kind not in BATCH_KINDS:
+            raise InferenceError(
+                "unknown batch kind", field="KIND", expected=list(BATCH_KINDS), found=kind
+            )
+        path = make_batch(load_candidate(candidate).validation_path, kind, out)  # type: ignore[arg-type]
+        console.print(f"wrote {kind} batch to {path}")
+
+    app.add_typer(group, name="monitor")

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import KfmError, WorkspaceError
 from core.keys import KeySigner, generate_key_pair, load_public_key, load_signer, public_key_pem
@@ -35,6 +35,9 @@ from core.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from core.registry import Registry
 from core.roster import RosterEntry, TrustedRoster, add_reviewer, load_roster, sign_roster
 from core.storage import open_store
+
+if TYPE_CHECKING:
+    from core.triggers import DecisionEngine
 
 CONFIG_NAME = "kfm.toml"
 DEFAULT_DIR = ".kfm"
@@ -161,6 +164,28 @@ class Workspace:
     def pipeline_signer(self, passphrase: str) -> KeySigner:
         return load_signer(
             self.path(self.config.pipeline_key), passphrase, key_id=self.config.pipeline_id
+        )
+
+    def reviewer_key_path(self, reviewer_id: str) -> Path:
+        """Where a reviewer's passphrase-protected private key lives in this workspace."""
+        if not reviewer_id or "/" in reviewer_id or reviewer_id.startswith("."):
+            raise WorkspaceError(
+                "invalid reviewer id", field="reviewer", expected="a roster id", found=reviewer_id
+            )
+        return self.root / "keys" / f"{reviewer_id}.key"
+
+    def decision_engine(self, pipeline_passphrase: str | None = None) -> DecisionEngine:
+        """The decision engine over this workspace; with the pipeline key when given its passphrase."""
+        from core.triggers import DecisionEngine
+
+        return DecisionEngine(
+            ledger=self.ledger(),
+            registry=self.registry(),
+            roster=self.roster(),
+            policy=self.policy().decisions,
+            pipeline=None
+            if pipeline_passphrase is None
+            else self.pipeline_signer(pipeline_passphrase),
         )
 
 

@@ -26,14 +26,7 @@ from core.workspace import Workspace
 
 def build_engine(ws: Workspace, *, with_pipeline: bool) -> DecisionEngine:
     """The decision engine over the workspace's ledger, registry, roster and policy."""
-    signer = ws.pipeline_signer(pipeline_passphrase(ws)) if with_pipeline else None
-    return DecisionEngine(
-        ledger=ws.ledger(),
-        registry=ws.registry(),
-        roster=ws.roster(),
-        policy=ws.policy().decisions,
-        pipeline=signer,
-    )
+    return ws.decision_engine(pipeline_passphrase(ws) if with_pipeline else None)
 
 
 def parse_at(value: str | None) -> datetime | None:

@@ -1,23 +1,33 @@
 """CARE metadata for the STAC item, and sovereignty conflicts for the sovereignty gate.
 
-:func:`care_metadata` returns the fields the describe stage merges into the STAC item's
-``properties`` (our project extension). Its shape, every list sorted::
+The sovereignty stage's CARE block for the STAC item: :func:`care_metadata` returns
+``{"kfm:care": {...}}``, which the describe stage merges into the candidate's own declared CARE
+metadata (``model_metadata.json`` ``care``: ``authority_to_control``, ``collective_benefit``,
+``responsibility``, ``ethics``...). The ``kfm:`` STAC extension schema
+(:func:`core.describe.extension.kfm_extension_schema`, ``schemas/stac-kfm-extension.schema.json``)
+defines the merged block; this is the part the screen supplies, every list sorted::
 
     {"kfm:care": {
-        "authority_to_control": [            # one entry per region the footprint touches
-            {"region_id": str, "nation": str, "steward_id": str, "tier": str,
-             "consent": "granted" | "pending" | "withdrawn" | "denied" | null}],
-        "labels": [str],                     # Local Contexts TK/BC Label ids
-        "notices": [str],                    # Local Contexts Notice ids
-        "steward_contacts": [str],           # roster ids of those stewards
-        "scope": "public" | "public-generalized" | "internal",
+        "scope": "public-generalized" | "internal",   # only when a region is concerned:
+                                                      # replaces the declared scope
         "masking": "h3-climate-generalized" | "none",
-        "resolutions": {region_id: int | null},   # null = nothing published
-        "min_count": int, "withheld_buffer_rings": int,
-        "notes": [str]}}
+        "labels": [str], "notices": [str],            # Local Contexts Label / Notice ids,
+        "steward_contacts": [str],                    # added to the declared lists
+        "notes": [str],
+        "screening": {
+            "authority_to_control": [                 # one entry per region the footprint touches
+                {"region_id": str, "nation": str, "steward_id": str, "tier": str,
+                 "consent": "granted" | "pending" | "withdrawn" | "denied" | null,
+                 "published": bool, "withheld_reason": str | null,
+                 "resolution": int | null,            # H3 resolution; null = nothing published
+                 ["cells_published": int, "cells_suppressed": int]}],   # when screened
+            "min_count": int, "withheld_buffer_rings": int,
+            ["target_grid_deg": float], ["conflicts": int],
+            ["report": "sovereignty/report.json"]}}}
 
 ``scope`` is ``internal`` when the release holds cells of an ``internal``-tier region (so it must
-not be published as is), ``public-generalized`` when any region is screened, else ``public``.
+not be published as is), ``public-generalized`` when any region is screened; when no region is
+concerned the candidate's declared scope stands and ``masking`` is ``none``.
 
 :func:`find_conflicts` lists the regions a model's footprint (the union of its training and
 validation domains) overlaps whose steward has not granted consent for the model family;
@@ -153,47 +163,62 @@ def care_metadata(
     model_family: str,
     footprint: Footprint | None = None,
     result: ScreenResult | None = None,
+    conflicts: Sequence[Conflict] | None = None,
+    target_grid_deg: float | None = None,
 ) -> dict[str, Any]:
     """The ``kfm:care`` block for the STAC item (shape in the module docstring)."""
     concerned = list(regions) if footprint is None else touched_regions(footprint, regions)
-    resolutions: dict[str, int | None] = {}
-    for region in concerned:
+    screened = {} if result is None else {r.region_id: r for r in result.regions}
+    authority: list[dict[str, Any]] = []
+    for region in sorted(concerned, key=lambda r: r.region_id):
         why = region.withheld_reason(model_family)
-        resolutions[region.region_id] = None if why else policy.resolution_for(region.tier)
+        entry: dict[str, Any] = {
+            "region_id": region.region_id,
+            "nation": region.properties.nation,
+            "steward_id": region.properties.steward_id,
+            "tier": region.tier,
+            "consent": region.consent_for(model_family),
+            "published": why is None,
+            "withheld_reason": why,
+            "resolution": None if why else policy.resolution_for(region.tier),
+        }
+        outcome = screened.get(region.region_id)
+        if outcome is not None:
+            entry["cells_published"] = outcome.cells_published
+            entry["cells_suppressed"] = outcome.cells_suppressed
+        authority.append(entry)
     internal_published = result is not None and any(c.tier == "internal" for c in result.cells)
+    care: dict[str, Any] = {}
     if internal_published or (result is None and any(r.tier == "internal" for r in concerned)):
-        scope = "internal"
+        care["scope"] = "internal"
     elif concerned:
-        scope = "public-generalized"
-    else:
-        scope = "public"
+        care["scope"] = "public-generalized"
     notes = []
     if concerned:
-        notes.append("Model outputs generalized due to sovereignty protections")
-    if any(v is None for v in resolutions.values()):
+        notes.append("Model deployment generalized due to sovereignty protections")
+    if any(not a["published"] for a in authority):
         notes.append("Nothing is published in withheld regions or within their H3 buffer")
-    if scope == "internal":
+    if care.get("scope") == "internal":
         notes.append("Holds internal-tier cells: for the stewards and the project only")
-    return {
-        "kfm:care": {
-            "authority_to_control": [
-                {
-                    "region_id": r.region_id,
-                    "nation": r.properties.nation,
-                    "steward_id": r.properties.steward_id,
-                    "tier": r.tier,
-                    "consent": r.consent_for(model_family),
-                }
-                for r in concerned
-            ],
+    screening: dict[str, Any] = {
+        "authority_to_control": authority,
+        "min_count": policy.min_count,
+        "withheld_buffer_rings": policy.withheld_buffer_rings,
+    }
+    if target_grid_deg is not None:
+        screening["target_grid_deg"] = target_grid_deg
+    if conflicts is not None:
+        screening["conflicts"] = len(conflicts)
+    if result is not None:
+        screening["report"] = "sovereignty/report.json"
+    care.update(
+        {
+            "masking": MASKING if concerned else "none",
             "labels": sorted({label for r in concerned for label in r.properties.labels}),
             "notices": sorted({n for r in concerned for n in r.properties.notices}),
             "steward_contacts": sorted({r.properties.steward_id for r in concerned}),
-            "scope": scope,
-            "masking": MASKING if concerned else "none",
-            "resolutions": dict(sorted(resolutions.items())),
-            "min_count": policy.min_count,
-            "withheld_buffer_rings": policy.withheld_buffer_rings,
             "notes": notes,
+            "screening": screening,
         }
-    }
+    )
+    return {"kfm:care": care}

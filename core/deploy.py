@@ -167,9 +167,6 @@ def _describe(candidate: Candidate, care: dict[str, Any], stage: Path) -> None:
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
 
-    # The screen's CARE block is kept in sovereignty/care.json. It is not merged into the item
-    # yet: core/care.py's block has fields the kfm: extension schema (core/describe) refuses.
-    del care
-    description = describe_candidate(candidate)
+    description = describe_candidate(candidate, care_extra=care)
     (stage / "model.stac.json").write_text(description.texts[ITEM_FILE], encoding="utf-8")
     (stage / "provenance.json").write_text(description.texts[PROVENANCE_FILE], encoding="utf-8")

@@ -151,7 +151,15 @@ def screen_candidate(
     )
     footprint = candidate.metadata.training_domain.bbox
     conflicts = find_conflicts(footprint, regions, family)
-    care = care_metadata(regions, policy, model_family=family, footprint=footprint, result=result)
+    care = care_metadata(
+        regions,
+        policy,
+        model_family=family,
+        footprint=footprint,
+        result=result,
+        conflicts=conflicts,
+        target_grid_deg=resolution_deg,
+    )
     stewards = sorted({r.properties.steward_id for r in touched_regions(footprint, regions)})
     return CandidateScreen(
         result=result,

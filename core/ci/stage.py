@@ -54,10 +54,9 @@ def stage_deployment(
     layout.mkdir(parents=True)
     report = run_gates(candidate, policy, regions=regions)
     (layout / "gates.json").write_text(dumps(report.to_dict()), encoding="utf-8")
-    screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg).write(
-        layout / "sovereignty"
-    )
-    description = describe_candidate(candidate)
+    screened = screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg)
+    screened.write(layout / "sovereignty")
+    description = describe_candidate(candidate, care_extra=screened.care)
     description.write(out / DESCRIBE)
     for name in (ITEM_FILE, PROVENANCE_FILE):
         shutil.copyfile(out / DESCRIBE / name, layout / name)

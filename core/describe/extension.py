@@ -177,21 +177,42 @@ def _fields() -> dict[str, Any]:
 
 
 def _care() -> dict[str, Any]:
+    """``kfm:care``: the candidate's declared CARE metadata merged with the screen's block.
+
+    The screen's part is built by :func:`core.care.care_metadata` (its docstring shows it);
+    ``authority_to_control`` at the top is the candidate's declared statement, the per-region
+    authority (steward, consent, what is published) is ``screening.authority_to_control``.
+    """
+    count = {"type": "integer", "minimum": 0}
     region = {
         "type": "object",
-        "required": ["region_id", "steward_id", "tier", "published"],
+        "required": [
+            "region_id",
+            "nation",
+            "steward_id",
+            "tier",
+            "consent",
+            "published",
+            "resolution",
+        ],
         "properties": {
             "region_id": {"type": "string", "minLength": 1},
+            "nation": {"type": "string", "minLength": 1},
             "steward_id": {"type": "string", "minLength": 1},
-            "nation": {"type": "string"},
             "tier": {"enum": _TIERS},
+            "consent": {"enum": ["granted", "pending", "withdrawn", "denied", None]},
             "published": {"type": "boolean"},
             "withheld_reason": {"type": ["string", "null"]},
-            "resolution": {"type": ["integer", "null"], "minimum": 0, "maximum": 15},
-            "labels": _STRINGS,
-            "notices": _STRINGS,
+            "resolution": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": 15,
+                "description": "H3 resolution published inside the region; null = nothing",
+            },
+            "cells_published": count,
+            "cells_suppressed": count,
         },
-        "$comment": "The screen's per-region report may add counts; they are not constrained here.",
+        "additionalProperties": False,
     }
     return {
         "title": "CARE principles metadata, plus the sovereignty screen's outcome when screened",
@@ -199,8 +220,13 @@ def _care() -> dict[str, Any]:
         "required": ["authority_to_control", "scope", "labels"],
         "properties": {
             "authority_to_control": {"type": "string", "minLength": 1},
-            "scope": {"enum": _TIERS},
+            "scope": {
+                "enum": _TIERS,
+                "description": "declared tier; after screening, the release's scope",
+            },
+            "masking": {"enum": ["h3-climate-generalized", "none"]},
             "labels": _STRINGS,
+            "notices": _STRINGS,
             "steward_contacts": _STRINGS,
             "notes": {"type": "array", "items": {"type": "string"}},
             "collective_benefit": {"type": "string"},
@@ -208,13 +234,18 @@ def _care() -> dict[str, Any]:
             "ethics": {"type": "string"},
             "screening": {
                 "type": "object",
-                "required": ["masking", "regions"],
+                "required": ["authority_to_control", "min_count", "withheld_buffer_rings"],
                 "properties": {
-                    "masking": {"type": "string", "minLength": 1},
-                    "policy_version": {"type": "string"},
+                    "authority_to_control": {
+                        "type": "array",
+                        "items": region,
+                        "description": "one entry per region the model's footprint touches",
+                    },
+                    "min_count": {"type": "integer", "minimum": 1},
+                    "withheld_buffer_rings": count,
+                    "target_grid_deg": {"type": "number", "exclusiveMinimum": 0},
+                    "conflicts": count,
                     "report": {"type": "string", "description": "relative href of report.json"},
-                    "conflicts": {"type": "integer", "minimum": 0},
-                    "regions": {"type": "array", "items": region},
                 },
                 "additionalProperties": False,
             },

@@ -510,7 +510,7 @@ def _integrity_block(root: Path) -> dict[str, Any] | None:
     return dict(block) if isinstance(block, dict) else None
 
 
-CARE_LIST_FIELDS = ("labels", "steward_contacts", "notes")
+CARE_LIST_FIELDS = ("labels", "notices", "steward_contacts", "notes")
 
 
 def merge_care(base: Mapping[str, Any], care_extra: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
     assert {"model.onnx", "model.stac.json", "provenance.json", "model.sig", "gates.json"} <= names
     assert any(n.startswith("sovereignty/") for n in names)
     assert engine.registry.verify(outcome.version).ok
+    item = json.loads(engine.registry.read_file(outcome.version, "model.stac.json"))
+    care = json.loads(engine.registry.read_file(outcome.version, "sovereignty/care.json"))
+    assert item["properties"]["kfm:care"]["screening"] == care["kfm:care"]["screening"]
     assert [e.kind for e in engine.ledger.entries()] == ["gates-attested", "registered"]
     assert engine.state().staging == outcome.version
     with pytest.raises(DeployError, match="written once"):

@@ -205,25 +205,30 @@ def test_care_additions_are_merged_and_validated(
         "kfm:care": {
             "labels": ["tk_non_commercial"],
             "scope": "restricted",
+            "masking": "h3-climate-generalized",
             "screening": {
-                "masking": "h3-climate-generalized",
-                "regions": [
+                "authority_to_control": [
                     {
                         "region_id": "r1",
+                        "nation": "n1",
                         "steward_id": "s1",
                         "tier": "restricted",
+                        "consent": "granted",
                         "published": True,
                         "resolution": 4,
                         "cells_published": 3,
                     },
                 ],
+                "min_count": 11,
+                "withheld_buffer_rings": 1,
             },
         }
     }
     item = build_item(candidate, provenance_json=b"{}\n", care_extra=extra)
     care = item["properties"]["kfm:care"]
     assert care["labels"] == [*candidate.metadata.care.labels, "tk_non_commercial"]
-    assert care["scope"] == "restricted" and care["screening"]["regions"][0]["region_id"] == "r1"
+    assert care["scope"] == "restricted"
+    assert care["screening"]["authority_to_control"][0]["region_id"] == "r1"
     assert validate(item, store=store) == []
 
 
@@ -231,7 +236,8 @@ def test_care_additions_are_merged_and_validated(
     "extra",
     [
         {"kfm:care": {"scope": "public"}},
-        {"kfm:care": {"screening": {"masking": "x", "regions": [{"region_id": "r1"}]}}},
+        {"kfm:care": {"masking": "x"}},
+        {"kfm:care": {"screening": {"authority_to_control": [{"region_id": "r1"}]}}},
         {"kfm:care": {"unknown_field": 1}},
         {"kfm:sovereignty": {}},
     ],

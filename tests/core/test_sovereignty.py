@@ -310,19 +310,38 @@ def test_care_metadata_names_stewards_labels_and_scope() -> None:
     care = care_metadata(regions, POLICY, model_family=FAMILY, footprint=(-110, 40, -85, 51))[
         "kfm:care"
     ]
-    assert [a["region_id"] for a in care["authority_to_control"]] == [
-        "example-aster-river",
-        "example-cedar-lakes",
-    ]
+    authority = care["screening"]["authority_to_control"]
+    assert [a["region_id"] for a in authority] == ["example-aster-river", "example-cedar-lakes"]
     assert care["steward_contacts"] == ["steward-aster-river", "steward-cedar-lakes"]
     assert care["labels"] == ["bc_provenance", "tk_attribution", "tk_culturally_sensitive"]
-    assert care["resolutions"] == {"example-aster-river": 5, "example-cedar-lakes": 4}
+    assert [a["resolution"] for a in authority] == [5, 4]
+    assert [a["consent"] for a in authority] == ["granted", "granted"]
     assert (care["scope"], care["masking"]) == ("public-generalized", "h3-climate-generalized")
     everything = care_metadata(regions, POLICY, model_family=FAMILY)["kfm:care"]
     assert everything["scope"] == "internal"
-    assert everything["resolutions"]["example-sky-mesa"] is None
+    sky = [a for a in everything["screening"]["authority_to_control"] if a["tier"] == "withheld"]
+    assert sky[0]["resolution"] is None and sky[0]["published"] is False
     nothing = care_metadata(regions, POLICY, model_family=FAMILY, footprint=(-150, 60, -140, 65))
-    assert (nothing["kfm:care"]["scope"], nothing["kfm:care"]["masking"]) == ("public", "none")
+    assert "scope" not in nothing["kfm:care"]  # the candidate's declared scope stands
+    assert nothing["kfm:care"]["masking"] == "none"
+
+
+def test_care_block_merges_into_a_valid_item(reference_candidate_dir: Path) -> None:
+    """The screen's CARE block passes the kfm: extension schema once merged into the item."""
+    from core.candidate import load_candidate
+    from core.describe.extension import care_schema
+    from core.describe.stac import build_item
+
+    regions = load_regions(REPO / "governance" / "regions.geojson")
+    block = care_metadata(regions, POLICY, model_family=FAMILY, conflicts=[], target_grid_deg=0.05)
+    candidate = load_candidate(reference_candidate_dir)
+    care = build_item(candidate, provenance_json=b"{}\n", care_extra=block)["properties"][
+        "kfm:care"
+    ]
+    assert care["authority_to_control"] == candidate.metadata.care.authority_to_control
+    assert care["screening"] == block["kfm:care"]["screening"]
+    assert care["notices"] == sorted({n for r in regions for n in r.properties.notices})
+    assert set(care) <= set(care_schema()["properties"])
 
 
 def test_cli_screen_runs_the_reference_model_finer_than_the_tiers(

@@ -19,6 +19,15 @@ The envelope has one signature whose ``keyid`` is the fingerprint of the actor's
 (:func:`core.keys.key_fingerprint`). The same record always gives the same payload bytes; only
 the ECDSA signature differs between signings.
 
+Speed: a statement holds only ASCII object keys, strings, ``null`` and arrays, for which RFC 8785
+is exactly what the C-accelerated ``json.dumps(sort_keys=True, ensure_ascii=False, compact)``
+writes (same escapes, lowercase hex in control-character escapes; ASCII keys sort the same by
+code point and UTF-16).
+:func:`canonical_statement_bytes` uses that and falls back to the ``rfc8785`` package for
+anything it cannot prove identical (a lone surrogate); tests compare both on every code point.
+Verification compares the payload once with the record's canonical bytes and takes the actor's
+parsed key from :meth:`core.roster.TrustedRoster.dsse_key` (parsed once per key).
+
 Public API (the ledger and the dashboard build on these):
 
 - :class:`ModelSubject` ``(name, root_digest, manifest_digest)`` — e.g.
@@ -34,7 +43,9 @@ Public API (the ledger and the dashboard build on these):
   an expired or revoked key at the record's time, a non-canonical payload and (when given) a
   record about another model. Raises :class:`core.errors.VerificationError` or
   :class:`core.errors.AuthorizationError`.
-- :func:`envelope_to_dict` / :func:`envelope_from_dict` / :func:`envelope_digest` — storage
+- :func:`canonical_statement_bytes` ``(statement) -> bytes`` — RFC 8785 bytes of a statement.
+- :func:`envelope_to_dict` / :func:`envelope_from_dict` ``(data, *, copy=True)`` /
+  :func:`envelope_digest` — storage
   helpers; ``envelope_digest`` (hex SHA-256 over the canonical envelope JSON) is what a
   hash-chained ledger links.
 - :data:`DECISION_KINDS`, :data:`DECISION_PREDICATE_TYPE`, :data:`IN_TOTO_PAYLOAD_TYPE`.
@@ -48,6 +59,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -56,9 +68,9 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from securesystemslib.dsse import Envelope
 
-from core.digests import Manifest, is_sha256_hex
+from core.digests import Manifest
 from core.errors import VerificationError
-from core.keys import KeySigner, dsse_public_key
+from core.keys import KeySigner
 from core.roster import Role, TrustedRoster
 
 DECISION_PREDICATE_TYPE = "https://kfm.example/decision/v1"
@@ -79,10 +91,12 @@ DecisionKind = Literal[
 DECISION_KINDS: tuple[str, ...] = get_args(DecisionKind)
 
 _SOURCE = "decision envelope"
+# Same test as core.digests.is_sha256_hex (64 lowercase hex digits), as one regex match.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _hex(value: str) -> str:
-    if not is_sha256_hex(value):
+    if not _SHA256_HEX.fullmatch(value):
         raise ValueError(f"must be 64 lowercase hex digits, got {value!r}")
     return value
 
@@ -185,7 +199,7 @@ class DecisionRecord(BaseModel):
 
     def payload_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of :meth:`to_statement` (what is signed)."""
-        return rfc8785.dumps(self.to_statement())
+        return canonical_statement_bytes(self.to_statement())
 
     @classmethod
     def from_statement(cls, statement: Mapping[str, Any]) -> DecisionRecord:
@@ -252,6 +266,21 @@ class DecisionRecord(BaseModel):
             ) from error
 
 
+def canonical_statement_bytes(statement: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON of a statement made by :meth:`DecisionRecord.to_statement`.
+
+    Only for data whose object keys are ASCII and whose values are strings, ``None``, lists and
+    objects (every statement of this module): there ``json.dumps`` writes the RFC 8785 bytes.
+    Strings that are not valid UTF-8 (lone surrogates) go to ``rfc8785``, which refuses them.
+    """
+    try:
+        return json.dumps(
+            statement, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+    except UnicodeEncodeError:
+        return rfc8785.dumps(dict(statement))
+
+
 def _format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -275,10 +304,14 @@ def envelope_to_dict(envelope: Envelope) -> dict[str, Any]:
     return envelope.to_dict()
 
 
-def envelope_from_dict(data: Mapping[str, Any]) -> Envelope:
-    """Parse JSON data into an envelope (does not verify)."""
+def envelope_from_dict(data: Mapping[str, Any], *, copy: bool = True) -> Envelope:
+    """Parse JSON data into an envelope (does not verify).
+
+    securesystemslib rewrites the signature objects it is given, so ``data`` is deep-copied
+    first; ``copy=False`` skips that for data the caller has just parsed and owns (a ledger row).
+    """
     try:
-        return Envelope.from_dict(json.loads(json.dumps(dict(data))))
+        return Envelope.from_dict(json.loads(json.dumps(dict(data))) if copy else dict(data))
     except (KeyError, ValueError, TypeError) as error:
         raise VerificationError(
             "not a DSSE envelope",
@@ -340,9 +373,10 @@ def verify_decision(
             expected=1,
             found=len(parsed.signatures),
         )
-    statement = _load_payload(parsed)
-    record = DecisionRecord.from_statement(statement)
-    if rfc8785.dumps(statement) != parsed.payload or record.payload_bytes() != parsed.payload:
+    record = DecisionRecord.from_statement(_load_payload(parsed))
+    # One comparison proves both: the payload is canonical RFC 8785 (payload_bytes is) and it
+    # is exactly this record (no extra, missing or reordered field, no other spelling).
+    if record.payload_bytes() != parsed.payload:
         raise VerificationError(
             "payload is not the canonical form of its record",
             file=_SOURCE,
@@ -352,7 +386,7 @@ def verify_decision(
         )
     # Unknown actor, role not granted, key not valid or revoked at the record's time.
     entry = roster.authorize(record.actor, record.role, record.time)
-    actor_key = dsse_public_key(entry.key)
+    actor_key = roster.dsse_key(entry)
     (keyid,) = parsed.signatures
     if keyid != actor_key.keyid:
         raise VerificationError(

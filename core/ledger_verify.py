@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from core.decisions import ModelSubject, verify_decision
+from core.decisions import ModelSubject, envelope_from_dict, verify_decision
 from core.errors import KfmError
 from core.ledger import GENESIS, LedgerEntry, entry_hash, envelope_sha256, format_time, parse_time
 from core.replay import ALLOWED_ROLES
@@ -93,7 +93,9 @@ def verify_entry(
         )
     expected_subject = subjects.get(entry.version) if subjects is not None else None
     try:
-        record = verify_decision(envelope, roster, expected_subject=expected_subject)
+        # The row's envelope was parsed just above and is not used again: no defensive copy.
+        parsed = envelope_from_dict(envelope, copy=False)
+        record = verify_decision(parsed, roster, expected_subject=expected_subject)
         recorded = parse_time(entry.recorded_at)
         roster.authorize(record.actor, record.role, recorded)
     except KfmError as error:

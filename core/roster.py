@@ -16,7 +16,9 @@ Public API:
   does the same on in-memory data.
 - :class:`TrustedRoster` — a verified roster; ``authorize(actor, role, at) -> RosterEntry``
   refuses an unknown actor, a role not granted, a time outside ``valid_from``/``valid_until``
-  and a revoked key (:class:`core.errors.AuthorizationError`).
+  and a revoked key (:class:`core.errors.AuthorizationError`); ``dsse_key(entry)`` is the
+  entry's public key as a securesystemslib key, parsed once per key and then cached (verifying
+  a ledger checks thousands of records signed by a handful of keys).
 - :func:`sign_roster` ``(roster_path, root, *, signature_path=None) -> Path`` and
   :func:`sign_roster_data` ``(data, root) -> dict`` (the envelope).
 - :func:`add_reviewer` ``(roster_path, entry) -> Roster`` appends (creating the file if needed);
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -36,6 +38,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
 
 from core.errors import AuthorizationError, RosterError
 from core.keys import KeySigner, dsse_public_key, key_fingerprint, public_key_from_pem
@@ -153,10 +156,22 @@ class TrustedRoster:
     roster: Roster
     root_fingerprint: str
     source: str = "roster.json"
+    # Parsed keys by PEM text: a cache, not part of the roster's value.
+    _dsse_keys: dict[str, SSlibKey] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def entry(self, reviewer_id: str) -> RosterEntry | None:
         """The entry with this id, if any."""
         return self.roster.entry(reviewer_id)
+
+    def dsse_key(self, entry: RosterEntry) -> SSlibKey:
+        """``entry``'s public key as a securesystemslib key (keyid = fingerprint), cached."""
+        key = self._dsse_keys.get(entry.public_key)
+        if key is None:
+            key = dsse_public_key(entry.key)
+            self._dsse_keys[entry.public_key] = key
+        return key
 
     def authorize(self, actor: str, role: str, at: datetime) -> RosterEntry:
         """The actor's entry if the roster grants ``role`` to a valid, unrevoked key at ``at``."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -20,6 +22,7 @@ from core.decisions import (
     DecisionRecord,
     EvidenceRef,
     ModelSubject,
+    canonical_statement_bytes,
     envelope_digest,
     envelope_from_dict,
     envelope_to_dict,
@@ -234,3 +237,69 @@ def test_record_validation() -> None:
     with pytest.raises(ValidationError):
         record.reason = "changed"  # type: ignore[misc]
     assert _record(time=datetime(2026, 1, 2, 1, tzinfo=UTC) - timedelta(hours=1)) == record
+
+
+def test_fast_canonical_form_equals_rfc8785_on_every_code_point() -> None:
+    """The statement serializer writes rfc8785's bytes for every Unicode scalar value."""
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for reason in (every, every[::-1], '\\"\b\f\n\r\t\x00\x1f\x7f\u2028\u2029', "é" * 3):
+        statement = _record(reason=reason).to_statement()
+        assert canonical_statement_bytes(statement) == rfc8785.dumps(statement)
+    statement = _record().to_statement()
+    statement["predicate"]["reason"] = "lone \ud800 surrogate"  # pydantic refuses these
+    with pytest.raises(rfc8785.CanonicalizationError):
+        canonical_statement_bytes(statement)
+
+
+def _add_note(statement: dict[str, Any]) -> None:
+    statement["predicate"]["note"] = "a field the record does not have"
+
+
+def _add_subject(statement: dict[str, Any]) -> None:
+    statement["subject"].append({"name": "other", "digest": {"sha256": "0" * 64}})
+
+
+def _reverse_evidence(statement: dict[str, Any]) -> None:
+    statement["predicate"]["evidence"].reverse()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(_add_note, "canonical"), (_add_subject, "malformed"), (_reverse_evidence, "canonical")],
+)
+def test_canonical_payload_of_another_statement_is_refused(
+    edit: Callable[[dict[str, Any]], None],
+    message: str,
+    people: dict[str, KeySigner],
+    roster: TrustedRoster,
+) -> None:
+    """A signed, RFC 8785 canonical payload that is not exactly its record's statement fails."""
+    statement = _record().to_statement()
+    edit(statement)
+    envelope = Envelope(rfc8785.dumps(statement), IN_TOTO_PAYLOAD_TYPE, {})
+    envelope.sign(people["alice"].dsse_signer())
+    with pytest.raises(VerificationError, match=message):
+        verify_decision(envelope, roster)
+
+
+def test_parsed_keys_are_cached_per_roster(
+    people: dict[str, KeySigner], roster: TrustedRoster, tmp_path: Path
+) -> None:
+    """dsse_key parses a key once per roster; another roster with alice's id keeps its own key."""
+    entry = roster.entry("alice")
+    assert entry is not None
+    key = roster.dsse_key(entry)
+    assert roster.dsse_key(entry) is key and key.keyid == people["alice"].fingerprint
+    envelope = sign_decision(_record(), people["alice"])
+    assert verify_decision(envelope, roster).actor == "alice"
+    path = tmp_path / "roster.json"
+    add_reviewer(
+        path,
+        RosterEntry(id="alice", name="Alice", roles=("council",),
+                    public_key=people["mallory"].public_key_pem(), valid_from=T0),
+    )  # fmt: skip
+    sign_roster(path, people["root"])
+    other = load_roster(path, people["root"].public_key)
+    with pytest.raises(VerificationError, match="not the roster key of 'alice'"):
+        verify_decision(envelope, other)
+    assert verify_decision(sign_decision(_record(), people["mallory"]), other).actor == "alice"

@@ -4,8 +4,9 @@ Run: .venv/bin/python bench/ledger.py [--entries 10000] [--versions 10000]
 
 Baseline beside each figure, in the same run: verifying the ledger is compared with verifying
 the same number of DSSE signatures alone (securesystemslib, ECDSA P-256), the floor any
-verifier pays. Targets: verify within 2x raw, replay under 0.5 s, list under 0.1 s (replay and list: best
-of 3 runs; verify and raw: one run each).
+verifier pays. Targets: verify within 2x raw, replay under 0.5 s, list under 0.1 s. Every figure
+is the best of ``--rounds`` runs (default 3); raw and verify alternate round by round, so a
+burst of load from other jobs on a shared machine hits both sides alike.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     gov = make_governance({"alice": ["council"], "bob": ["council"], "pipeline": ["pipeline"]})
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -82,11 +84,14 @@ def main() -> None:
                 (keyid,) = envelope.signatures
                 envelope.verify([keys[keyid]], 1)
 
-        _, raw_s = timed(raw)
-        report, verify_s = timed(verify_ledger, entries, gov.roster)
-        assert report.ok, report.to_dict()
+        raw_s = verify_s = float("inf")
+        for _ in range(args.rounds):  # interleaved: raw, verify, raw, verify, ...
+            raw_s = min(raw_s, timed(raw)[1])
+            report, seconds = timed(verify_ledger, entries, gov.roster)
+            assert report.ok, report.to_dict()
+            verify_s = min(verify_s, seconds)
         facts = {e.version: VersionFacts(submitter="dev") for e in entries}
-        state, replay_s = timed(replay, entries, facts, DecisionPolicy(), repeat=3)
+        state, replay_s = timed(replay, entries, facts, DecisionPolicy(), repeat=args.rounds)
         assert state.production == f"1.{(args.entries - 1) // 5}.0"
         ledger.close()
 
@@ -96,11 +101,11 @@ def main() -> None:
         for i in range(args.versions):  # index entries only: listing never opens them
             (index / f"1.{i}.0.json").write_text("{}")
         registry = Registry(store)
-        versions, list_s = timed(registry.list, repeat=3)
+        versions, list_s = timed(registry.list, repeat=args.rounds)
         assert len(versions) == args.versions
 
     n = args.entries
-    print(f"entries {n}, registry versions {args.versions}")
+    print(f"entries {n}, registry versions {args.versions}, best of {args.rounds} rounds")
     print(f"append {n} (one transaction)      {append_s:8.3f} s")
     print(f"load {n} rows from SQLite          {load_s:8.3f} s")
     print(f"raw signature verification         {raw_s:8.3f} s   (baseline)")

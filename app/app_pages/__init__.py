@@ -1,0 +1,1 @@
+"""Dashboard pages: each renders what app/services.py returns; none computes."""

@@ -1,0 +1,74 @@
+"""Drift: per-feature drift over monitoring runs against the policy's limits; request a rollback."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app import services
+from app.app_pages import common
+
+version = common.need_version()
+st.title(f"Drift — {version}")
+common.flash()
+runs = services.monitoring_runs(version)
+limits = services.monitoring_limits()
+if not runs:
+    st.info(
+        f"No monitoring runs of {version} yet: `kfm monitor {version} --batch FILE` records one."
+    )
+else:
+    metric = st.radio(
+        "Measure", list(limits), horizontal=True, format_func=lambda m: m.replace("_", " ")
+    )
+    frame = pd.DataFrame(
+        [
+            {"run": r["run_id"], "batch": r["batch"], "feature": feature, "value": values[metric]}
+            for r in runs
+            for feature, values in r["drift"].items()
+        ]
+    )
+    figure = px.line(
+        frame, x="run", y="value", color="feature", markers=True, hover_data=["batch"], height=380
+    )
+    figure.add_hline(
+        y=limits[metric],
+        line_dash="dash",
+        line_color="#c62828",
+        annotation_text=f"policy limit {limits[metric]}",
+    )
+    st.plotly_chart(figure)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": r["run_id"],
+                    "batch": r["batch"],
+                    "predictions": r["n_predictions"],
+                    "breaches": "; ".join(r["breaches"]) or "none",
+                    "rolled back": r["needs_rollback"],
+                }
+                for r in runs
+            ]
+        ),
+        hide_index=True,
+    )
+
+st.subheader("Request a rollback")
+st.caption(
+    "Signed with your key; the engine rolls production back to the last good version at once."
+)
+
+
+@st.fragment
+def request() -> None:
+    actions = [
+        a
+        for a in services.allowed_actions(common.current_reviewer(), version)
+        if a[0] == "request-rollback"
+    ]
+    common.decision_form(version, actions, key="rollback")
+
+
+request()

@@ -1,0 +1,476 @@
+"""The one seam between the dashboard's pages and the engine.
+
+Pages render; everything they show comes from here. This module builds engine objects from the
+workspace (``KFM_WORKSPACE``, else ``.kfm``) under ``st.cache_resource`` and reads data under
+``st.cache_data`` keyed by what makes it stale (the ledger head for replay; nothing for files of
+a registry version, which never change). Writes (signed decisions) go through
+:func:`submit_decision`, which clears the caches so the new state appears at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.decisions import DecisionRecord, EvidenceRef, sign_decision
+from core.errors import KfmError, RegistryError
+from core.keys import load_signer
+from core.ledger import LedgerEntry
+from core.ledger_verify import verify_ledger
+from core.provgraph import prov_to_dot
+from core.replay import ALLOWED_ROLES, ChannelState
+from core.triggers import DecisionEngine
+from core.workspace import Workspace
+
+WORKSPACE_ENV = "KFM_WORKSPACE"
+HUMAN_ACTIONS = ("approve", "veto", "request-rollback")
+STATE_LABELS = {
+    "registered": "registered",
+    "under_review": "under review",
+    "approved": "approved",
+    "promoted": "promoted (production)",
+    "vetoed": "vetoed",
+    "rolled_back": "rolled back",
+    "superseded": "superseded",
+}
+
+
+# --------------------------------------------------------------------------- engine objects
+def workspace_root() -> Path:
+    return Path(os.environ.get(WORKSPACE_ENV, ".kfm")).resolve()
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace.open(Path(root))
+
+
+def workspace() -> Workspace:
+    """The workspace the dashboard serves (raises a clear WorkspaceError when there is none)."""
+    return _workspace(str(workspace_root()))
+
+
+def engine(*, with_pipeline: bool = False) -> DecisionEngine:
+    """A decision engine; with the pipeline key (from its passphrase variable) for decisions."""
+    ws = workspace()
+    passphrase = None
+    if with_pipeline:
+        variable = ws.config.pipeline_passphrase_env
+        passphrase = os.environ.get(variable)
+        if not passphrase:
+            raise KfmError(
+                "the dashboard cannot sign promotions: the pipeline key's passphrase is not set",
+                field=variable,
+                expected="the environment variable set where the dashboard runs",
+                found="unset",
+                hint="`kfm demo` sets it; otherwise export it before `streamlit run`",
+            )
+    return ws.decision_engine(passphrase)
+
+
+# --------------------------------------------------------------------------- ledger and state
+def ledger_entries() -> list[LedgerEntry]:
+    return _ledger_entries(str(workspace_root()), _ledger_head())
+
+
+def _ledger_head() -> int:
+    ledger = workspace().ledger()
+    try:
+        entries = ledger.entries()
+        return entries[-1].seq if entries else 0
+    finally:
+        ledger.close()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _ledger_entries(root: str, head: int) -> list[LedgerEntry]:
+    del root, head  # cache keys
+    ledger = workspace().ledger()
+    try:
+        return ledger.entries()
+    finally:
+        ledger.close()
+
+
+def channel_state(at: datetime | None = None) -> ChannelState:
+    """The channel now (or at ``at``), a pure replay of the ledger."""
+    return _channel_state(str(workspace_root()), _ledger_head(), at)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _channel_state(root: str, head: int, at: datetime | None) -> ChannelState:
+    del root, head
+    eng = engine()
+    try:
+        return eng.state(at=at)
+    finally:
+        eng.ledger.close()
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    state: str
+    approvals: int
+    vetoes: int
+    missing: str
+    channel: str
+
+
+def version_rows(query: str = "", states: tuple[str, ...] = ()) -> list[VersionRow]:
+    """Every registered version with its replayed state, filtered, newest first."""
+    state = channel_state()
+    rows = []
+    for name in _registry_versions(str(workspace_root()), _ledger_head())[::-1]:
+        vs = state.versions.get(name)
+        label = vs.state if vs else "registered"
+        if states and label not in states:
+            continue
+        if query and query.lower() not in name.lower():
+            continue
+        channel = (
+            "production"
+            if state.production == name
+            else ("staging" if state.staging == name else "")
+        )
+        rows.append(
+            VersionRow(
+                version=name,
+                state=label,
+                approvals=len(vs.approvals) if vs else 0,
+                vetoes=len(vs.vetoes) if vs else 0,
+                missing="; ".join(vs.missing) if vs else "not in the ledger",
+                channel=channel,
+            )
+        )
+    return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _registry_versions(root: str, head: int) -> list[str]:
+    del root, head
+    return workspace().registry().list()
+
+
+def default_version() -> str | None:
+    """The version a reviewer most likely wants: newest under review, else production."""
+    state = channel_state()
+    pending = [
+        v
+        for v, s in state.versions.items()
+        if s.state in ("registered", "under_review", "approved")
+    ]
+    if pending:
+        return sorted(pending, key=lambda v: state.versions[v].registered_seq)[-1]
+    if state.production:
+        return state.production
+    versions = _registry_versions(str(workspace_root()), _ledger_head())
+    return versions[-1] if versions else None
+
+
+def timeline(version: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """Ledger entries (newest first) as plain rows, optionally for one version."""
+    rows = []
+    for entry in reversed(ledger_entries()):
+        if version is not None and entry.version != version:
+            continue
+        statement = entry.envelope_dict()
+        rows.append(
+            {
+                "seq": entry.seq,
+                "recorded": entry.recorded_at,
+                "decision": entry.kind,
+                "version": entry.version,
+                "actor": entry.actor,
+                "role": entry.role,
+                "target": entry.target_version or "",
+                "reason": _reason(statement),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _reason(envelope: dict[str, Any]) -> str:
+    from core.decisions import read_statement
+
+    try:
+        return read_statement(envelope).reason
+    except KfmError:
+        return "(unreadable record)"
+
+
+# --------------------------------------------------------------------------- version files
+@dataclass(frozen=True)
+class VersionFacts:
+    version: str
+    name: str
+    pushed_at: str
+    submitter: str
+    concerned_stewards: tuple[str, ...]
+    files: tuple[tuple[str, int], ...]
+    root_digest: str
+
+
+def version_facts(version: str) -> VersionFacts:
+    return _version_facts(str(workspace_root()), version)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _version_facts(root: str, version: str) -> VersionFacts:
+    del root
+    record = workspace().registry().show(version)
+    return VersionFacts(
+        version=record.version,
+        name=record.name,
+        pushed_at=record.pushed_at.strftime("%Y-%m-%d %H:%M UTC"),
+        submitter=record.submitter,
+        concerned_stewards=tuple(record.concerned_stewards),
+        files=tuple((f.name, f.size or 0) for f in record.manifest.files),
+        root_digest=record.subject.root_digest,
+    )
+
+
+def version_json(version: str, name: str) -> Any | None:
+    """A JSON file of a registry version, or ``None`` when the version does not hold it."""
+    return _version_json(str(workspace_root()), version, name)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _version_json(root: str, version: str, name: str) -> Any | None:
+    del root
+    registry = workspace().registry()
+    if name not in {f.name for f in registry.show(version).manifest.files}:
+        return None
+    return json.loads(registry.read_file(version, name))
+
+
+def version_files(version: str, prefix: str) -> list[str]:
+    """Names of a version's files under ``prefix`` (e.g. ``telemetry/``)."""
+    return [name for name, _ in version_facts(version).files if name.startswith(prefix)]
+
+
+def gates(version: str) -> dict[str, Any] | None:
+    return version_json(version, "gates.json")  # type: ignore[no-any-return]
+
+
+def stac_item(version: str) -> dict[str, Any] | None:
+    return version_json(version, "model.stac.json")  # type: ignore[no-any-return]
+
+
+def xai_summary(version: str) -> dict[str, Any] | None:
+    return version_json(version, "xai/shap_summary.json")  # type: ignore[no-any-return]
+
+
+def training_telemetry(version: str) -> list[dict[str, Any]]:
+    return [version_json(version, name) for name in version_files(version, "telemetry/")]
+
+
+def published_cells(version: str) -> dict[str, Any] | None:
+    return version_json(version, "sovereignty/published.geojson")  # type: ignore[no-any-return]
+
+
+def screen_report(version: str) -> dict[str, Any] | None:
+    return version_json(version, "sovereignty/report.json")  # type: ignore[no-any-return]
+
+
+@st.cache_data(show_spinner=False)
+def regions_geojson() -> dict[str, Any]:
+    """The workspace's steward regions (GeoJSON as stored)."""
+    return json.loads(workspace().regions_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def lineage_dot(version: str) -> str | None:
+    """The version's PROV lineage as Graphviz DOT, with the ledger's decisions appended."""
+    document = version_json(version, "provenance.json")
+    if document is None:
+        return None
+    return prov_to_dot(with_decisions(document, version), title=f"lineage {version}")
+
+
+def with_decisions(document: dict[str, Any], version: str) -> dict[str, Any]:
+    """The PROV-JSON document plus one activity per ledger decision about ``version``."""
+    try:
+        from core.describe.lineage import lineage_with_decisions  # type: ignore[attr-defined]
+    except ImportError:
+        lineage_with_decisions = None
+    entries = [e for e in ledger_entries() if e.version == version]
+    if lineage_with_decisions is not None:
+        return lineage_with_decisions(document, entries)  # type: ignore[no-any-return]
+    return document
+
+
+# --------------------------------------------------------------------------- monitoring
+def monitoring_runs(version: str) -> list[dict[str, Any]]:
+    """Completed monitoring runs of ``version`` (drift per feature, energy, carbon), oldest first."""
+    return _monitoring_runs(str(workspace_root()), version, _ledger_head())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _monitoring_runs(root: str, version: str, head: int) -> list[dict[str, Any]]:
+    del root, head
+    from core.monitoring_flow import run_history
+
+    eng = engine()
+    try:
+        return run_history(eng, version)
+    finally:
+        eng.ledger.close()
+
+
+def monitoring_limits() -> dict[str, float]:
+    return workspace().policy().monitoring.drift_limits()
+
+
+# --------------------------------------------------------------------------- roster and decisions
+@dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    revoked: bool
+
+
+def reviewers() -> list[Reviewer]:
+    """People on the verified roster (the pipeline is not a person)."""
+    roster = workspace().roster()
+    return [
+        Reviewer(e.id, e.name, tuple(e.roles), bool(e.revoked))
+        for e in roster.roster.reviewers
+        if "pipeline" not in e.roles
+    ]
+
+
+def allowed_actions(reviewer_id: str | None, version: str) -> list[tuple[str, str]]:
+    """(action, role) pairs the roster lets this reviewer take on this version now."""
+    if not reviewer_id:
+        return []
+    who = next((r for r in reviewers() if r.id == reviewer_id), None)
+    if who is None or who.revoked:
+        return []
+    state = channel_state()
+    vs = state.versions.get(version)
+    facts = version_facts(version)
+    out = []
+    for action in HUMAN_ACTIONS:
+        for role in who.roles:
+            if role not in ALLOWED_ROLES[action]:
+                continue
+            if action == "approve" and (
+                vs is None or vs.state not in ("registered", "under_review")
+            ):
+                continue
+            if action == "approve" and reviewer_id == facts.submitter:
+                continue
+            if (
+                action == "veto"
+                and role == "steward"
+                and reviewer_id not in facts.concerned_stewards
+            ):
+                continue
+            if action == "veto" and (
+                vs is None or vs.state in ("vetoed", "rolled_back", "superseded")
+            ):
+                continue
+            if action == "request-rollback" and state.production != version:
+                continue
+            if any(v.actor == reviewer_id for v in (vs.approvals + vs.vetoes if vs else ())):
+                continue
+            out.append((action, role))
+    return out
+
+
+def submit_decision(
+    kind: str, version: str, reviewer_id: str, role: str, passphrase: str, reason: str
+) -> str:
+    """Sign a decision with the reviewer's key and submit it; returns what happened, in words.
+
+    The engine verifies everything again (signature, roster role at this time, self-approval,
+    duplicate votes): the page offering only allowed actions is a courtesy, not the control.
+    """
+    if not reason.strip():
+        raise KfmError("a decision needs a reason", field="reason", expected="text", found="''")
+    ws = workspace()
+    key_path = ws.reviewer_key_path(reviewer_id)
+    if not key_path.is_file():
+        raise KfmError(
+            "no key for this reviewer in the workspace",
+            file=str(key_path.relative_to(ws.root)),
+            field="reviewer",
+            expected=f"keys/{reviewer_id}.key",
+            found="missing",
+        )
+    signer = load_signer(key_path, passphrase, key_id=reviewer_id)
+    eng = engine(with_pipeline=True)
+    try:
+        record = eng.registry.show(version)
+        evidence = tuple(
+            EvidenceRef(name=f.name, sha256=f.sha256)
+            for f in record.manifest.files
+            if f.name
+            in ("gates.json", "model.stac.json", "provenance.json", "sovereignty/report.json")
+        )
+        decision = DecisionRecord(
+            kind=kind,  # type: ignore[arg-type]
+            actor=reviewer_id,
+            role=role,  # type: ignore[arg-type]
+            reason=reason.strip(),
+            time=datetime.now(UTC).replace(microsecond=0),
+            subject=record.subject,
+            version=version,
+            channel="production",
+            evidence=evidence,
+        )
+        appended = eng.submit(sign_decision(decision, signer))
+    finally:
+        eng.ledger.close()
+    st.cache_data.clear()
+    said = [
+        f"#{e.seq} {e.kind} by {e.actor}" + (f" to {e.target_version}" if e.target_version else "")
+        for e in appended
+    ]
+    return "; ".join(said)
+
+
+def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
+    """Verify the whole chain and every signature; (ok, summary, rows with signer and role)."""
+    entries = ledger_entries()
+    roster = workspace().roster()
+    registry = workspace().registry()
+    subjects = {}
+    for version in {e.version for e in entries}:
+        try:
+            subjects[version] = registry.show(version).subject
+        except RegistryError:
+            continue
+    report = verify_ledger(entries, roster, subjects=subjects)
+    broken = report.broken
+    rows = []
+    for e in entries:
+        entry_ok = broken is None or e.seq < broken.seq
+        rows.append(
+            {
+                "seq": e.seq,
+                "recorded": e.recorded_at,
+                "decision": e.kind,
+                "version": e.version,
+                "signer": e.actor,
+                "role": e.role,
+                "verified": "yes"
+                if entry_ok
+                else ("BROKEN" if broken and e.seq == broken.seq else "after a break"),
+                "entry hash": e.entry_hash[:16],
+            }
+        )
+    if broken is None:
+        summary = f"chain intact: {len(entries)} entries, every signature and role verified"
+    else:
+        summary = f"entry #{broken.seq} is broken ({broken.field}): {broken.message}"
+    return broken is None, summary, rows

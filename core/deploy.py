@@ -13,7 +13,10 @@ registry layout in a temporary folder and stops at the first stage that refuses:
    (``published.geojson``, ``report.json``, ``sovereignty_conflict.json``, ``care.json``) and
    the stewards whose regions the footprint touches; it runs before describe so the STAC item
    carries the CARE block (DESIGN lists describe first; the item needs the screen's result);
-5. describe — :func:`core.describe.describe_candidate` (``model.stac.json``, ``provenance.json``);
+5. describe — :func:`core.describe.describe_candidate` (``model.stac.json``, ``provenance.json``)
+   with the lineage of validation, signing, screening and push
+   (:func:`core.describe.stages.deployment_stages`, derived times so rebuilds are byte-stable;
+   the real times are in the ledger and the registry record);
 6. push — :meth:`core.registry.Registry.push` (``climate/models/<version>/...``);
 7. register — :meth:`core.triggers.DecisionEngine.register` appends the signed
    ``gates-attested`` and ``registered`` records.
@@ -130,7 +133,7 @@ def deploy_candidate(
         screened.write(stage / "sovereignty")
         stewards = list(screened.concerned_stewards)
         say("describe")
-        _describe(candidate, screened.care, stage)
+        _describe(candidate, screened.care, stage, gates_text, signed / "model.sig")
         _layout(signed, stage, gates_text)
         say("push")
         record = engine.registry.push(
@@ -163,10 +166,20 @@ def _layout(signed: Path, stage: Path, gates_text: str) -> None:
             shutil.copytree(signed / folder, stage / folder)
 
 
-def _describe(candidate: Candidate, care: dict[str, Any], stage: Path) -> None:
+def _describe(
+    candidate: Candidate, care: dict[str, Any], stage: Path, gates_text: str, signature: Path
+) -> None:
+    """Describe with the lineage of every stage so far (validation, signing, screening, push)."""
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
+    from core.describe.stages import deployment_stages
 
-    description = describe_candidate(candidate, care_extra=care)
+    stages = deployment_stages(
+        candidate,
+        gates_json=gates_text.encode("utf-8"),
+        signature=signature,
+        screen_dir=stage / "sovereignty",
+    )
+    description = describe_candidate(candidate, stages=stages, care_extra=care)
     (stage / "model.stac.json").write_text(description.texts[ITEM_FILE], encoding="utf-8")
     (stage / "provenance.json").write_text(description.texts[PROVENANCE_FILE], encoding="utf-8")

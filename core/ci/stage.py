@@ -41,6 +41,7 @@ def stage_deployment(
     from core.candidate import load_candidate
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
+    from core.describe.stages import deployment_stages
     from core.gates import run_gates
     from core.jsonio import dumps
     from core.policy import load_policy
@@ -53,10 +54,18 @@ def stage_deployment(
     layout = out / LAYOUT
     layout.mkdir(parents=True)
     report = run_gates(candidate, policy, regions=regions)
-    (layout / "gates.json").write_text(dumps(report.to_dict()), encoding="utf-8")
+    gates_text = dumps(report.to_dict())
+    (layout / "gates.json").write_text(gates_text, encoding="utf-8")
     screened = screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg)
     screened.write(layout / "sovereignty")
-    description = describe_candidate(candidate, care_extra=screened.care)
+    signature = candidate.root / SIGNATURE_FILE
+    stages = deployment_stages(
+        candidate,
+        gates_json=gates_text.encode("utf-8"),
+        signature=signature if signature.is_file() else None,
+        screen_dir=layout / "sovereignty",
+    )
+    description = describe_candidate(candidate, stages=stages, care_extra=screened.care)
     description.write(out / DESCRIBE)
     for name in (ITEM_FILE, PROVENANCE_FILE):
         shutil.copyfile(out / DESCRIBE / name, layout / name)

@@ -5,6 +5,9 @@
 - :mod:`core.describe.extension` — the ``kfm:`` extension's JSON Schema (``schemas/``).
 - :mod:`core.describe.lineage` — :class:`StageRecord` and :func:`lineage_document`: the
   candidate's training PROV plus one activity per later stage; PROV-JSON, PROV-N, Turtle.
+- :mod:`core.describe.stages` — :func:`deployment_stages` (validation, signing, screening, push
+  as ``kfm deploy`` runs them) and :func:`lineage_with_decisions` (a version's provenance with its
+  ledger decisions appended, for the dashboard's lineage page).
 - :mod:`core.describe.checks` — what schemas cannot check: files vs checksums, time order,
   ``doc.unified()``.
 - :mod:`core.describe.run` — :func:`describe_candidate` ties them together for ``kfm describe``.
@@ -34,6 +37,7 @@ from core.describe.lineage import (
 )
 from core.describe.run import OUTPUT_FILES, Description, describe_candidate
 from core.describe.stac import MLM_EXTENSION_URI, MLM_VERSION, build_item, item_json
+from core.describe.stages import decision_stages, deployment_stages, lineage_with_decisions
 
 __all__ = [
     "KFM_EXTENSION_URI",
@@ -52,11 +56,14 @@ __all__ = [
     "check_item_extension",
     "check_prov_order",
     "check_prov_unified",
+    "decision_stages",
+    "deployment_stages",
     "describe_candidate",
     "describe_findings",
     "item_json",
     "kfm_extension_schema",
     "lineage_document",
+    "lineage_with_decisions",
     "prov_json",
     "prov_n",
     "prov_turtle",

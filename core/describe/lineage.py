@@ -140,6 +140,13 @@ class LineageIds:
     def __init__(self, metadata: ModelMetadata) -> None:
         self.tag = f"{metadata.name}-{metadata.version}"
 
+    @classmethod
+    def from_tag(cls, tag: str) -> LineageIds:
+        """The ids of ``<name>-<version>`` when only the registry record is at hand."""
+        ids = cls.__new__(cls)
+        ids.tag = tag
+        return ids
+
     @property
     def model(self) -> str:
         return f"kfm:model/{self.tag}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.deploy import DeployError, deploy_candidate
+from core.describe import lineage_with_decisions
 from core.triggers import DecisionEngine
 from core.workspace import Workspace, init_workspace
 
@@ -48,6 +49,16 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
     item = json.loads(engine.registry.read_file(outcome.version, "model.stac.json"))
     care = json.loads(engine.registry.read_file(outcome.version, "sovereignty/care.json"))
     assert item["properties"]["kfm:care"]["screening"] == care["kfm:care"]["screening"]
+    provenance = engine.registry.read_file(outcome.version, "provenance.json")
+    lineage = lineage_with_decisions(
+        provenance,
+        engine.ledger.entries(),
+        name=item["id"].rsplit("-", 1)[0],
+        version=outcome.version,
+    )
+    kinds = [a["prov:type"]["$"] for a in lineage["activity"].values() if "kfm:timing" in a]
+    for kind in ("Validation", "Signing", "Describe", "Screening", "Push", "Attestation"):
+        assert f"kfm:{kind}" in kinds
     assert [e.kind for e in engine.ledger.entries()] == ["gates-attested", "registered"]
     assert engine.state().staging == outcome.version
     with pytest.raises(DeployError, match="written once"):

@@ -20,7 +20,10 @@ from core.describe import (
     candidate_stages,
     check_prov_order,
     check_prov_unified,
+    decision_stages,
+    deployment_stages,
     lineage_document,
+    lineage_with_decisions,
     prov_json,
     prov_n,
     prov_turtle,
@@ -28,6 +31,7 @@ from core.describe import (
 )
 from core.describe.lineage import training_document, training_end
 from core.errors import DescribeError
+from core.ledger import LedgerEntry
 from tests.conftest import STANDARDS
 
 ELEMENTS = {"prefix", "entity", "activity", "agent", "bundle"}
@@ -263,3 +267,80 @@ def test_stages_disagreeing_about_an_entity_are_refused(loaded: Candidate) -> No
     ]
     with pytest.raises(DescribeError):
         lineage_document(loaded, candidate_stages(loaded, stages))
+
+
+def _entry(seq: int, kind: str, version: str, target: str | None = None) -> LedgerEntry:
+    import base64
+
+    statement = {"predicate": {"reason": f"reason {seq}"}}
+    payload = base64.b64encode(json.dumps(statement).encode()).decode()
+    return LedgerEntry(
+        seq=seq,
+        prev_hash="0" * 64,
+        entry_hash=f"{seq:064x}",
+        recorded_at="2026-11-27T10:00:00Z",
+        envelope=json.dumps({"payload": payload, "payloadType": "x", "signatures": []}),
+        kind=kind,
+        actor="pipeline" if kind == "registered" else f"ana-{seq}",
+        role="pipeline" if kind == "registered" else "reviewer",
+        version=version,
+        time=f"2026-11-27T10:00:0{seq}Z",
+        target_version=target,
+    )
+
+
+def test_deployment_stages_chain_to_push_in_time_order(loaded: Candidate, tmp_path: Path) -> None:
+    """Validation, signing, screening and push are derived, checksummed and in time order."""
+    (tmp_path / "report.json").write_text("{}\n")
+    (tmp_path / "model.sig").write_text("sig\n")
+    stages = deployment_stages(
+        loaded,
+        gates_json=b'{"passed": true}',
+        signature=tmp_path / "model.sig",
+        screen_dir=tmp_path,
+    )
+    assert [s.kind for s in stages] == ["validation", "signing", "screening", "push"]
+    assert {s.timing for s in stages} == {"derived"}
+    doc = lineage_document(loaded, candidate_stages(loaded, stages))
+    assert check_prov_order(doc) == [] and check_prov_unified(doc) == []
+    data = json.loads(prov_json(doc))
+    ids = LineageIds(loaded.metadata)
+    assert data["entity"][ids.registry_version]["kfm:version"] == loaded.metadata.version
+    assert f"kfm:sovereignty/{ids.tag}/report.json" in data["entity"]
+    again = deployment_stages(
+        loaded,
+        gates_json=b'{"passed": true}',
+        signature=tmp_path / "model.sig",
+        screen_dir=tmp_path,
+    )
+    assert again == stages
+    with pytest.raises(DescribeError, match="passed"):
+        deployment_stages(loaded, gates_json=b"{}")
+
+
+def test_decisions_append_to_a_versions_provenance(loaded: Candidate, tmp_path: Path) -> None:
+    """Ledger entries of the version (and rollbacks to it) become timed PROV activities."""
+    (tmp_path / "report.json").write_text("{}\n")
+    stages = deployment_stages(loaded, gates_json=b'{"passed": true}', screen_dir=tmp_path)
+    stored = prov_json(lineage_document(loaded, candidate_stages(loaded, stages)))
+    md = loaded.metadata
+    entries = [
+        _entry(1, "registered", md.version),
+        _entry(2, "approve", md.version),
+        _entry(3, "approve", "9.9.9"),
+        _entry(4, "rollback", "9.9.9", target=md.version),
+    ]
+    data = lineage_with_decisions(stored, entries, name=md.name, version=md.version)
+    ids = LineageIds(md)
+    decisions = {k: v for k, v in data["activity"].items() if v.get("kfm:seq") is not None}
+    assert sorted(decisions) == [
+        ids.activity("approval/2"),
+        ids.activity("registration/1"),
+        ids.activity("rollback/4"),
+    ]
+    assert decisions[ids.activity("approval/2")]["kfm:reason"] == "reason 2"
+    assert decisions[ids.activity("approval/2")]["kfm:timing"] == "recorded"
+    doc = ProvDocument.deserialize(content=json.dumps(data), format="json")
+    assert check_prov_order(doc) == []
+    with pytest.raises(DescribeError, match="unknown decision kind"):
+        decision_stages([_entry(5, "bless", md.version)], name=md.name, version=md.version)

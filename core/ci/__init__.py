@@ -11,6 +11,9 @@ part of "Determinism Requirements" (ids as in reports and JUnit test cases):
 - :mod:`core.ci.boundary` — sovereignty boundary safety recomputed from the published records.
 - :mod:`core.ci.stage` — one unsigned deployment staging, run twice in fresh interpreters.
 - :mod:`core.ci.run` — :func:`run_ci_candidate` ties them together.
+- :mod:`core.ci.version` — :func:`run_ci_version`: the same checks on a registry version
+  (``kfm ci --version V``), after re-hashing its stored files (check ``registry``); its fresh
+  staging is compared with the stored files.
 """
 
 from core.ci.report import CiCheck, CiError, CiFailure, CiReport

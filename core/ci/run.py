@@ -93,7 +93,11 @@ def timed(check_id: str, fn: Callable[[], CiCheck], progress: Progress, file: st
 
 
 def start_staging(
-    candidate_dir: Path, out: Path, options: CiOptions, seed: int
+    candidate_dir: Path,
+    out: Path,
+    options: CiOptions,
+    seed: int,
+    signature: Path | None = None,
 ) -> subprocess.Popen[str]:
     """Stage a deployment in a fresh interpreter; a hash seed per run exposes set-order output."""
     env = {**os.environ, "PYTHONHASHSEED": str(seed), "OMP_NUM_THREADS": "1"}
@@ -108,8 +112,10 @@ def start_staging(
         "--regions",
         str(options.regions_path.resolve()),
         "--resolution-deg",
-        str(options.resolution_deg),
+        repr(options.resolution_deg),
     ]
+    if signature is not None:
+        command += ["--signature", str(signature.resolve())]
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -124,61 +130,89 @@ def run_ci_candidate(
     directory: Path, options: CiOptions | None = None, progress: Progress | None = None
 ) -> CiReport:
     """Every CI check on a candidate directory."""
+    opts = options or CiOptions()
+    say = progress or (lambda _step: None)
+    with tempfile.TemporaryDirectory(prefix="kfm-ci-") as tmp:
+        return run_checks(
+            Path(directory), opts, say, stagings=[Path(tmp) / "first", Path(tmp) / "second"]
+        )
+
+
+def run_checks(
+    root: Path,
+    opts: CiOptions,
+    say: Progress,
+    *,
+    stagings: Sequence[Path],
+    signature: Path | None = None,
+    stored: Path | None = None,
+) -> CiReport:
+    """The nine checks on the candidate directory ``root``.
+
+    Without ``stored``: two stagings, compared with each other. With ``stored`` (a registry
+    version's files, :mod:`core.ci.version`): one staging with the stored ``signature``,
+    compared with the stored files; the STAC and sovereignty checks read the stored outputs.
+    """
     from core.candidate import load_candidate
+    from core.ci.version import stored_comparisons
     from core.policy import load_policy
     from core.regions import load_regions
     from core.schemas import SCHEMA_DIR
 
-    opts = options or CiOptions()
-    say = progress or (lambda _step: None)
-    root = Path(directory)
     checks: list[CiCheck] = []
-    with tempfile.TemporaryDirectory(prefix="kfm-ci-") as tmp:
-        stagings = [Path(tmp) / "first", Path(tmp) / "second"]
-        say("staging the deployment twice in fresh processes")
-        procs = [start_staging(root, out, opts, seed) for seed, out in enumerate(stagings, 1)]
+    say("staging the deployment in fresh processes")
+    procs = [
+        start_staging(root, out, opts, seed, signature) for seed, out in enumerate(stagings, 1)
+    ]
+    try:
+        checks.append(
+            timed(
+                "metadata-schema",
+                lambda: metadata_schema_check(root, SCHEMA_DIR, opts.standards),
+                say,
+                str(root),
+            )
+        )
+        setup: dict[str, Any] = {}
         try:
-            checks.append(
-                timed(
-                    "metadata-schema",
-                    lambda: metadata_schema_check(root, SCHEMA_DIR, opts.standards),
-                    say,
-                    str(root),
-                )
-            )
-            setup: dict[str, Any] = {}
-            try:
-                setup["candidate"] = load_candidate(root)
-                setup["policy"] = load_policy(opts.policy_path)
-                setup["regions"] = load_regions(opts.regions_path)
-            except KfmError as error:
-                setup["error"] = error_failure(error, file=str(root), message="cannot load")
-            checks += _gate_checks(setup, say)
-            checks.append(timed("inference", lambda: _inference(setup, opts), say, str(root)))
-            say("waiting for the two stagings")
-            outcomes = [_finish(proc) for proc in procs]
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        staging_error = next((o for o in outcomes if o is not None), None)
-        checks.append(
-            timed(
-                "stac-item",
-                lambda: _stac(root, setup, stagings[0], opts, staging_error),
-                say,
-                str(root),
-            )
+            setup["candidate"] = load_candidate(root)
+            setup["policy"] = load_policy(opts.policy_path)
+            setup["regions"] = load_regions(opts.regions_path)
+        except KfmError as error:
+            setup["error"] = error_failure(error, file=str(root), message="cannot load")
+        checks += _gate_checks(setup, say)
+        checks.append(timed("inference", lambda: _inference(setup, opts), say, str(root)))
+        say("waiting for the staging")
+        outcomes = [_finish(proc) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    staging_error = next((o for o in outcomes if o is not None), None)
+    outputs = stored if stored is not None else stagings[0] / LAYOUT
+    checks.append(
+        timed(
+            "stac-item",
+            lambda: _stac(root, setup, outputs, opts, staging_error, stored is not None),
+            say,
+            str(root),
         )
-        checks.append(
-            timed(
-                "sovereignty",
-                lambda: _sovereignty(setup, stagings[0], staging_error),
-                say,
-                str(root),
-            )
+    )
+    checks.append(
+        timed(
+            "sovereignty",
+            lambda: _sovereignty(setup, outputs, None if stored else staging_error),
+            say,
+            str(root),
         )
+    )
+    if stored is not None:
+        if staging_error is not None:
+            checks += [failed_check(c, staging_error) for c in ("deployment-hash", "rebuild")]
+        else:
+            checks += stored_comparisons(stored, stagings[0], LAYOUT, DESCRIBE)
+    else:
         checks.append(
             timed(
                 "deployment-hash",
@@ -292,12 +326,17 @@ def _inference(setup: dict[str, Any], opts: CiOptions) -> CiCheck:
 
 
 def _stac(
-    root: Path, setup: dict[str, Any], staged: Path, opts: CiOptions, error: CiFailure | None
+    root: Path,
+    setup: dict[str, Any],
+    outputs: Path,
+    opts: CiOptions,
+    error: CiFailure | None,
+    stored: bool = False,
 ) -> CiCheck:
     from core.schemas import SCHEMA_DIR
 
     candidate = setup.get("candidate")
-    if candidate is not None and candidate.stac_item is not None:
+    if not stored and candidate is not None and candidate.stac_item is not None:
         return stac_item_check(
             candidate.stac_item,
             item_file="stac/model-item.json",
@@ -306,15 +345,15 @@ def _stac(
             schema_dir=SCHEMA_DIR,
             allow_missing_standards=opts.allow_missing_standards,
         )
-    if error is not None:
+    if error is not None and not stored:
         return failed_check("stac-item", error)
     from core.jsonio import read_json_file
 
-    item = read_json_file(staged / LAYOUT / "model.stac.json", display="model.stac.json")
+    item = read_json_file(outputs / "model.stac.json", display="model.stac.json")
     return stac_item_check(
         item,
-        item_file="model.stac.json (built by describe)",
-        roots=[staged / LAYOUT],
+        item_file="model.stac.json (stored)" if stored else "model.stac.json (built by describe)",
+        roots=[outputs],
         built=True,
         standards=opts.standards,
         schema_dir=SCHEMA_DIR,
@@ -322,12 +361,12 @@ def _stac(
     )
 
 
-def _sovereignty(setup: dict[str, Any], staged: Path, error: CiFailure | None) -> CiCheck:
+def _sovereignty(setup: dict[str, Any], outputs: Path, error: CiFailure | None) -> CiCheck:
     if "error" in setup:
         return failed_check("sovereignty", setup["error"])
     if error is not None:
         return failed_check("sovereignty", error)
-    path = staged / LAYOUT / "sovereignty" / "published.geojson"
+    path = outputs / "sovereignty" / "published.geojson"
     return boundary_check(
         read_published(path),
         file="sovereignty/published.geojson",

@@ -7,7 +7,8 @@ reproducibility). Nothing is signed, pushed or recorded.
 
 Output folder::
 
-    layout/    model.onnx, model.stac.json, provenance.json, gates.json, xai/*, telemetry/*,
+    layout/    model.onnx, model.stac.json, provenance.json, gates.json, [model.sig],
+               model_metadata.json, model_summary.json, xai/*, telemetry/*, data/*,
                sovereignty/{published.geojson, report.json, sovereignty_conflict.json, care.json}
     describe/  model.stac.json, provenance.json, provenance.provn, provenance.ttl
 
@@ -36,8 +37,13 @@ def stage_deployment(
     policy_path: Path,
     regions_path: Path,
     resolution_deg: float = DEFAULT_RESOLUTION_DEG,
+    signature: Path | None = None,
 ) -> Path:
-    """Write the unsigned registry layout and the describe outputs of a candidate into ``out``."""
+    """Write the registry layout and the describe outputs of a candidate into ``out``.
+
+    ``signature`` is a ``model.sig`` made for this candidate elsewhere (a registry version's):
+    it is recorded in the lineage and laid out, as ``kfm deploy`` does after signing a copy.
+    """
     from core.candidate import load_candidate
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
@@ -58,11 +64,12 @@ def stage_deployment(
     (layout / "gates.json").write_text(gates_text, encoding="utf-8")
     screened = screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg)
     screened.write(layout / "sovereignty")
-    signature = candidate.root / SIGNATURE_FILE
+    own = candidate.root / SIGNATURE_FILE
+    signed = signature if signature is not None else own if own.is_file() else None
     stages = deployment_stages(
         candidate,
         gates_json=gates_text.encode("utf-8"),
-        signature=signature if signature.is_file() else None,
+        signature=signed,
         screen_dir=layout / "sovereignty",
     )
     description = describe_candidate(candidate, stages=stages, care_extra=screened.care)
@@ -70,9 +77,11 @@ def stage_deployment(
     for name in (ITEM_FILE, PROVENANCE_FILE):
         shutil.copyfile(out / DESCRIBE / name, layout / name)
     shutil.copyfile(candidate.onnx_path, layout / "model.onnx")
-    if (candidate.root / SIGNATURE_FILE).is_file():  # a signed candidate keeps its signature
-        shutil.copyfile(candidate.root / SIGNATURE_FILE, layout / SIGNATURE_FILE)
-    for folder in ("xai", "telemetry"):
+    if signed is not None:  # a signed candidate keeps its signature
+        shutil.copyfile(signed, layout / SIGNATURE_FILE)
+    for name in ("model_metadata.json", "model_summary.json"):  # as core.deploy lays it out
+        shutil.copyfile(candidate.root / name, layout / name)
+    for folder in ("xai", "telemetry", "data"):
         if (candidate.root / folder).is_dir():
             shutil.copytree(candidate.root / folder, layout / folder)
     return out
@@ -88,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--regions", type=Path, required=True)
     parser.add_argument("--resolution-deg", type=float, default=DEFAULT_RESOLUTION_DEG)
+    parser.add_argument("--signature", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
         stage_deployment(
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             policy_path=args.policy,
             regions_path=args.regions,
             resolution_deg=args.resolution_deg,
+            signature=args.signature,
         )
     except KfmError as error:
         print(f"error: {error.diagnostics()}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``kfm ci DIR``: every CI validation check of the specification in one pass."""
+"""``kfm ci DIR`` / ``kfm ci --version V``: every CI validation check of the specification."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ import typer
 from rich.table import Table
 
 from core.cli._output import console, err_console, print_json
+from core.cli.workspace import open_workspace, workspace_option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("ci")
     def ci(
-        directory: Path = typer.Argument(..., help="Candidate directory."),
+        directory: Path | None = typer.Argument(
+            None, help="Candidate directory (or --version for a registry version)."
+        ),
+        version: str | None = typer.Option(
+            None,
+            "--version",
+            help="Check this registry version of the workspace instead of a candidate.",
+        ),
+        workspace: Path | None = workspace_option(),
         standards: Path | None = typer.Option(
             None,
             "--standards",
@@ -41,16 +50,31 @@ def register(app: typer.Typer) -> None:
         junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Run every CI check on a candidate; exit 0 only when all hold, 1 otherwise."""
+        """Run every CI check on a candidate or a registry version; exit 0 only when all hold."""
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from core.ci import DEFAULT_STANDARDS, CiOptions, run_ci_candidate
+        from core.ci.report import CiError
         from core.ci.run import DEFAULT_REGIONS_PATH
+        from core.ci.version import run_ci_version
         from core.policy import DEFAULT_POLICY_PATH
 
+        if (directory is None) == (version is None):
+            raise CiError(
+                "give a candidate directory or --version, not both",
+                field="DIRECTORY / --version",
+                expected="exactly one",
+                found="both" if directory is not None else "neither",
+            )
+        policy_default, regions_default = DEFAULT_POLICY_PATH, DEFAULT_REGIONS_PATH
+        ws = None
+        if version is not None:  # a version is checked against its workspace's policy, regions
+            ws = open_workspace(workspace)
+            policy_default = ws.path(ws.config.policy)
+            regions_default = ws.regions_path
         options = CiOptions(
-            policy_path=policy_file or DEFAULT_POLICY_PATH,
-            regions_path=regions_file or DEFAULT_REGIONS_PATH,
+            policy_path=policy_file or policy_default,
+            regions_path=regions_file or regions_default,
             standards=standards if standards is not None else DEFAULT_STANDARDS,
             allow_missing_standards=allow_missing_standards,
             inference_tolerance=tolerance,
@@ -63,11 +87,15 @@ def register(app: typer.Typer) -> None:
             transient=True,
         ) as progress:
             task = progress.add_task("kfm ci", total=None)
-            report = run_ci_candidate(
-                directory,
-                options,
-                progress=lambda step: progress.update(task, description=step),
-            )
+
+            def say(step: str) -> None:
+                progress.update(task, description=step)
+
+            if ws is not None and version is not None:
+                report = run_ci_version(ws.registry(), version, options, progress=say)
+            else:
+                assert directory is not None
+                report = run_ci_candidate(directory, options, progress=say)
         if junit is not None:
             junit.parent.mkdir(parents=True, exist_ok=True)
             junit.write_text(report.junit_xml(), encoding="utf-8")

@@ -375,3 +375,62 @@ def test_inference_check_tolerance_and_repeat() -> None:
     assert inference_check(
         lambda t: base, threads=(1, 2, 4), tolerance=0.0, units="K", file="m"
     ).passed
+
+
+@pytest.fixture(scope="module")
+def deployed(reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The reference deployed once into a fresh workspace: (workspace, version)."""
+    from core.deploy import deploy_candidate
+    from core.workspace import init_workspace
+
+    ws = init_workspace(
+        tmp_path_factory.mktemp("ci-version") / "ws", root_passphrase="r", pipeline_passphrase="p"
+    )
+    outcome = deploy_candidate(
+        reference_candidate_dir,
+        engine=ws.decision_engine("p"),
+        policy=ws.policy(),
+        regions_path=ws.regions_path,
+        submitter="pipeline",
+    )
+    assert not outcome.blocked
+    return ws, outcome.version
+
+
+def test_ci_version_passes_every_check_on_a_deployed_version(deployed: Any) -> None:
+    """`kfm ci --version` re-hashes, refetches and rebuilds a deployed version byte for byte."""
+    from typer.testing import CliRunner
+
+    from core.cli import app
+
+    ws, version = deployed
+    junit = ws.root / "ci.xml"
+    args = ["ci", "--version", version, "--workspace", str(ws.root), "--json"]
+    run = CliRunner().invoke(app, [*args, "--junit", str(junit)])
+    assert run.exit_code == 0, run.output
+    report = json.loads(run.output)
+    assert [c["id"] for c in report["checks"]] == ["registry", *CHECK_TITLES]
+    assert all(c["passed"] for c in report["checks"])
+    assert ET.parse(junit).getroot().get("failures") == "0"
+
+
+def test_ci_version_names_a_tampered_stored_file(deployed: Any) -> None:
+    """A stored file changed after the push fails the registry check, which names it."""
+    from core.ci.version import run_ci_version
+
+    ws, version = deployed
+    path = ws.path(ws.config.registry) / "climate" / "models" / version / "gates.json"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original.replace(b'"passed": true', b'"passed": false', 1))
+        report = run_ci_version(
+            ws.registry(),
+            version,
+            CiOptions(policy_path=ws.path(ws.config.policy), regions_path=ws.regions_path),
+        )
+    finally:
+        path.write_bytes(original)
+    failed = {c.id: c for c in report.failed}
+    assert "registry" in failed and "deployment-hash" in failed
+    assert any(f.file.endswith("/gates.json") for f in failed["registry"].failures)
+    assert any("gates.json" in f.file for f in failed["deployment-hash"].failures)

@@ -1,0 +1,207 @@
+"""``kfm ci --version``: the nine checks on a registry version, from its stored files alone.
+
+A registry version holds what a candidate holds except ``provenance/training.prov.json`` and
+``model.sig``'s place (deploy describes the unsigned candidate and signs a copy), plus what
+deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``, ``sovereignty/``):
+
+1. :meth:`core.registry.Registry.verify` re-hashes every stored file against the version
+   record (check ``registry``; a tampered file is named there);
+2. :func:`fetch_version` writes the stored files into ``stored/`` and a candidate-shaped copy
+   into ``candidate/``: without ``model.sig``, with ``provenance/training.prov.json`` taken back
+   out of the stored lineage (:func:`training_prov_from_lineage`: the stored PROV minus every
+   stage activity, its relations and the entities and agents only they name);
+3. the candidate checks (metadata schema, XAI, telemetry, FAIR+CARE, inference) run on
+   ``candidate/``; the STAC item and sovereignty checks read the **stored** item and
+   ``published.geojson``;
+4. one fresh staging (:mod:`core.ci.stage`, a new interpreter) rebuilds the deployment from
+   ``candidate/`` with the stored signature, at the grid step recorded in the stored CARE block;
+   ``deployment-hash`` compares its registry layout with the stored files (``model.sig``
+   excluded) and ``rebuild`` compares its describe and screen outputs with the stored ones,
+   byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from core.ci.checks import compare_builds, deployment_hash_check, tree_digests
+from core.ci.report import CiCheck, CiError, CiFailure, CiReport
+
+PROV_ELEMENTS = ("prefix", "entity", "activity", "agent")
+TRAINING_PROV = "provenance/training.prov.json"
+SIGNATURE_FILE = "model.sig"
+REGISTRY_EXTRAS = ("model.stac.json", "provenance.json", "gates.json", "sovereignty")
+REGISTRY_CHECK = "registry"
+REGISTRY_TITLE = "Registry version integrity"
+Progress = Callable[[str], None]
+
+
+def training_prov_from_lineage(lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """The training PROV inside a stored lineage: every stage (``kfm:timing``) removed."""
+    activities = dict(lineage.get("activity", {}))
+    stages = [key for key, value in activities.items() if "kfm:timing" in value]
+    if len(stages) == len(activities):
+        raise CiError(
+            "stored provenance has no training activity",
+            file="provenance.json",
+            field="activity",
+            expected="the candidate's training activities plus the stages",
+            found=sorted(activities),
+        )
+    prefixes = tuple(
+        "kfm:rel/" + key.removeprefix("kfm:").removeprefix("activity/") + "/" for key in stages
+    )
+    kept: dict[str, Any] = {}
+    dropped_refs: set[str] = set()
+    kept_refs: set[str] = set()
+    for group, records in lineage.items():
+        if group in PROV_ELEMENTS:
+            continue
+        remaining = {}
+        for key, record in records.items():
+            refs = {v for v in record.values() if isinstance(v, str)}
+            if key.startswith(prefixes):
+                dropped_refs |= refs
+            else:
+                remaining[key] = record
+                kept_refs |= refs
+        if remaining:
+            kept[group] = remaining
+    only_stages = dropped_refs - kept_refs
+    out: dict[str, Any] = {"prefix": dict(lineage.get("prefix", {}))}
+    for group in ("entity", "agent"):
+        records = {k: v for k, v in lineage.get(group, {}).items() if k not in only_stages}
+        if records:
+            out[group] = records
+    out["activity"] = {k: v for k, v in activities.items() if k not in stages}
+    out.update(kept)
+    return out
+
+
+def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
+    """Write a version's stored files into ``out/stored`` and a candidate into ``out/candidate``."""
+    record = registry.show(version)
+    stored, candidate = out / "stored", out / "candidate"
+    for entry in record.manifest.files:
+        path = stored / entry.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(registry.read_file(version, entry.name))
+    candidate.mkdir(parents=True)
+    for path in sorted(stored.iterdir()):
+        if path.name in (SIGNATURE_FILE, *REGISTRY_EXTRAS):
+            continue
+        if path.is_dir():
+            shutil.copytree(path, candidate / path.name)
+        else:
+            shutil.copyfile(path, candidate / path.name)
+    try:
+        lineage = json.loads((stored / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CiError(
+            "stored provenance is unreadable",
+            file=f"climate/models/{version}/provenance.json",
+            expected="PROV-JSON",
+            found=f"{type(error).__name__}: {error}",
+        ) from error
+    target = candidate / TRAINING_PROV
+    target.parent.mkdir(parents=True)
+    target.write_text(
+        json.dumps(training_prov_from_lineage(lineage), indent=2, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
+    return stored, candidate
+
+
+def stored_grid_step(stored: Path, default: float) -> float:
+    """The target grid step the stored screen used (its CARE block), else ``default``."""
+    try:
+        care = json.loads((stored / "sovereignty" / "care.json").read_text(encoding="utf-8"))
+        step = care["kfm:care"]["screening"]["target_grid_deg"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return float(step) if isinstance(step, int | float) else default
+
+
+def registry_check(report: Any, location: str) -> CiCheck:
+    """Every stored file re-hashed against the version record."""
+    failures = tuple(
+        CiFailure(
+            f"{location}/{problem.split(':', 1)[0]}",
+            "sha256",
+            "the digest in the version record",
+            problem.split(":", 1)[1].strip() if ":" in problem else problem,
+        )
+        for problem in report.problems
+    )
+    return CiCheck(
+        REGISTRY_CHECK,
+        REGISTRY_TITLE,
+        f"{report.checked} stored files re-hashed against climate/index/{report.version}.json",
+        failures,
+    )
+
+
+def run_ci_version(
+    registry: Any,
+    version: str,
+    options: Any = None,
+    progress: Progress | None = None,
+) -> CiReport:
+    """Every CI check on a registry version (see the module docstring)."""
+    from core.ci import run as ci_run
+
+    opts = options or ci_run.CiOptions()
+    say = progress or (lambda _step: None)
+    say("re-hashing the stored files")
+    location = f"climate/models/{version}"
+    integrity = registry_check(registry.verify(version), location)
+    with tempfile.TemporaryDirectory(prefix="kfm-ci-version-") as tmp:
+        stored, candidate = fetch_version(registry, version, Path(tmp))
+        step = stored_grid_step(stored, opts.resolution_deg)
+        fresh = Path(tmp) / "fresh"
+        report = ci_run.run_checks(
+            candidate,
+            replace(opts, resolution_deg=step),
+            say,
+            stagings=[fresh],
+            signature=stored / SIGNATURE_FILE,
+            stored=stored,
+        )
+    checks = [integrity, *report.checks]
+    return CiReport(target=f"registry version {version}", checks=tuple(checks))
+
+
+def stored_comparisons(stored: Path, fresh: Path, layout: str, describe: str) -> list[CiCheck]:
+    """Deployment hash and rebuild of one fresh staging against the stored version."""
+    from core.ci.run import CHECK_TITLES
+
+    deployment = deployment_hash_check(stored, fresh / layout)
+    deployment = replace(
+        deployment,
+        measured=deployment.measured.replace("second staging", "fresh staging"),
+    )
+    failures: list[CiFailure] = []
+    count = 0
+    for name in ("model.stac.json", "provenance.json"):
+        first = {name: tree_digests(stored).get(name, "")}
+        second = {name: tree_digests(fresh / describe).get(name, "")}
+        failures += compare_builds(first, second, prefix="")
+        count += 1
+    a = tree_digests(stored / "sovereignty")
+    b = tree_digests(fresh / layout / "sovereignty")
+    failures += compare_builds(a, b, prefix="sovereignty/")
+    count += len(a)
+    rebuild = CiCheck(
+        "rebuild",
+        CHECK_TITLES["rebuild"],
+        f"{count} stored describe and screen files rebuilt from the stored inputs in a fresh "
+        "process, compared byte for byte",
+        tuple(failures),
+    )
+    return [deployment, rebuild]

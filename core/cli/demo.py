@@ -1,29 +1,132 @@
-"""``kfm demo``: the main job — build the reference candidate and run the pipeline on it."""
+"""``kfm demo``: the main job — build a complete demo workspace, then serve the dashboard on it.
+
+The building is :func:`core.demo.build_demo`; this module shows its progress, prints who is who
+(with the demo-only passphrases) and runs Streamlit on loopback unless ``--no-serve``.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from core.candidate import check_candidate
-from core.cli._output import console
-from core.errors import CandidateError
+from core.cli._output import console, err_console, print_json
+from core.demo import (
+    APP_ENTRY,
+    DEMO_STEPS,
+    DemoError,
+    DemoInfo,
+    build_demo,
+    check_target,
+    dashboard_command,
+    dashboard_env,
+)
+
+
+def _build_with_progress(
+    workspace: Path, fresh: bool, candidate: Path | None, quiet: bool
+) -> DemoInfo:
+    if quiet:
+        return build_demo(workspace, fresh=fresh, candidate_source=candidate)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("starting", total=len(DEMO_STEPS))
+        started: list[str] = []
+
+        def progress(message: str) -> None:
+            if message in DEMO_STEPS:
+                if started:
+                    bar.advance(task)
+                    err_console.print(f"[green]✓[/] {started[-1]}")
+                started.append(message)
+            bar.update(task, description=message)
+
+        info = build_demo(workspace, progress=progress, fresh=fresh, candidate_source=candidate)
+        bar.update(task, completed=len(DEMO_STEPS), description="done")
+        err_console.print(f"[green]✓[/] {started[-1]}")
+    return info
+
+
+def _print_summary(info: DemoInfo) -> None:
+    console.print(f"[green]demo workspace ready:[/] {info.workspace}")
+    console.print(
+        f"version {info.version} is [bold]{info.state.replace('_', ' ')}[/]: submitted by "
+        f"{info.submitter}, approved by {', '.join(info.approved_by) or '-'}; "
+        f"{info.ledger_entries} ledger entries, verified"
+    )
+    console.print("still needed: " + "; ".join(info.missing))
+    table = Table(title="Demo keys: keys/<id>.key in the workspace; passphrases for this demo ONLY")
+    for column in ("id", "roles", "passphrase"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("name", overflow="fold")
+    for p in info.people:
+        table.add_row(p.id, ", ".join(p.roles) or "root", p.passphrase, p.name)
+    console.print(table)
+    console.print(f"passphrases also in (DEMO ONLY): {info.passphrases_file}")
+    console.print(
+        f"approve from the CLI, e.g.: kfm approve {info.version} --workspace {info.workspace} "
+        f"--as bruno --key {info.workspace / 'keys' / 'bruno.key'} --reason '...'"
+    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        workspace: Path = typer.Option(Path("demo"), "--workspace", help="Folder for the demo's state."),
+        workspace: Path = typer.Option(
+            Path("demo"), "--workspace", "-w", help="Folder for the demo workspace."
+        ),
+        no_serve: bool = typer.Option(
+            False, "--no-serve", help="Build only; print the dashboard command instead."
+        ),
+        port: int = typer.Option(8501, "--port", help="Dashboard port (loopback only)."),
+        fresh: bool = typer.Option(
+            False, "--fresh", help="Rebuild an existing demo workspace from scratch."
+        ),
+        candidate: Path | None = typer.Option(
+            None,
+            "--candidate",
+            help="Use this already-built candidate (copied) instead of building the reference.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print what was built as JSON."),
     ) -> None:
-        """Build the real reference candidate and run every pipeline stage on it."""
-        from core.reference import build_reference_candidate
-
-        candidate_dir = workspace / "candidate"
-        with console.status("building the reference candidate (NCEP/NCAR reanalysis downscaler)..."):
-            build_reference_candidate(candidate_dir)
-        report = check_candidate(candidate_dir)
-        if not report.ok:
-            failed = next(c for c in report.checks if not c.ok)
-            raise CandidateError(f"reference candidate failed its check: {failed.detail}")
-        console.print(f"[green]reference candidate built and checked:[/] {candidate_dir}")
+        """Build the reference candidate, a workspace, a signed roster, a deploy and a first
+        approval; then serve the dashboard on it."""
+        if not 0 < port < 65536:
+            raise DemoError("invalid port", field="--port", expected="1-65535", found=port)
+        check_target(Path(os.path.abspath(workspace)), fresh=fresh)  # before any progress
+        info = _build_with_progress(workspace, fresh, candidate, quiet=as_json)
+        if as_json:
+            print_json({**info.to_dict(), "workspace": str(info.workspace)})
+        else:
+            _print_summary(info)
+        command = dashboard_command(port)
+        project = APP_ENTRY.parent.parent
+        if no_serve:
+            if not as_json:
+                console.print(
+                    f"dashboard (not started): cd {project} && KFM_WORKSPACE={info.workspace} "
+                    f"KFM_PIPELINE_PASSPHRASE={info.person('pipeline').passphrase} "
+                    + " ".join(command)
+                )
+            return
+        if not APP_ENTRY.is_file():
+            raise DemoError(
+                "the demo is built, but the dashboard is not installed",
+                file=str(APP_ENTRY),
+                expected="the Streamlit entry app/streamlit_app.py",
+                found="missing",
+                hint="rerun with --no-serve, or run the dashboard from a full checkout",
+            )
+        console.print(f"serving the dashboard on http://127.0.0.1:{port} (Ctrl+C to stop)")
+        result = subprocess.run(command, cwd=project, env=dashboard_env(info, os.environ))
+        raise typer.Exit(result.returncode)

@@ -65,12 +65,11 @@ def _print_summary(info: DemoInfo) -> None:
         f"{info.ledger_entries} ledger entries, verified"
     )
     console.print("still needed: " + "; ".join(info.missing))
-    table = Table(title="Demo keys: keys/<id>.key in the workspace; passphrases for this demo ONLY")
+    table = Table(title="Keys: keys/<id>.key in the workspace; passphrases for this demo ONLY")
     for column in ("id", "roles", "passphrase"):
         table.add_column(column, no_wrap=True)
-    table.add_column("name", overflow="fold")
     for p in info.people:
-        table.add_row(p.id, ", ".join(p.roles) or "root", p.passphrase, p.name)
+        table.add_row(p.id, ", ".join(p.roles) or "root", p.passphrase)
     console.print(table)
     console.print(f"passphrases also in (DEMO ONLY): {info.passphrases_file}")
     console.print(

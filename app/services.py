@@ -287,24 +287,71 @@ def regions_geojson() -> dict[str, Any]:
     return json.loads(workspace().regions_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
+@st.cache_data(show_spinner=False)
+def context_outlines() -> tuple[list[float | None], list[float | None]]:
+    """US state outlines (hvsampledata's us_states.geojson, shipped offline) as one line trace.
+
+    A tile-less map has no basemap; these thin lines let a steward find their land.
+    """
+    import hvsampledata
+
+    path = Path(hvsampledata.__file__).parent / "_data" / "us_states.geojson"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    lons: list[float | None] = []
+    lats: list[float | None] = []
+    for feature in doc["features"]:
+        geometry = feature["geometry"]
+        polygons = (
+            geometry["coordinates"]
+            if geometry["type"] == "MultiPolygon"
+            else [geometry["coordinates"]]
+        )
+        for polygon in polygons:
+            for lon, lat in polygon[0]:
+                lons.append(lon)
+                lats.append(lat)
+            lons.append(None)
+            lats.append(None)
+    return lons, lats
+
+
+def map_view(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """Center and zoom that fit the given GeoJSON features (web-mercator zoom levels)."""
+    import math
+
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(coords: Any) -> None:
+        if isinstance(coords[0], (int, float)):
+            xs.append(float(coords[0]))
+            ys.append(float(coords[1]))
+        else:
+            for part in coords:
+                walk(part)
+
+    for feature in features:
+        walk(feature["geometry"]["coordinates"])
+    if not xs:
+        return {"center": {"lat": 45.0, "lon": -100.0}, "zoom": 2.0}
+    span = max(max(xs) - min(xs), (max(ys) - min(ys)) * 1.6, 0.5)
+    zoom = max(1.0, min(9.0, math.log2(360.0 / span) + 0.6))
+    return {
+        "center": {"lat": (max(ys) + min(ys)) / 2, "lon": (max(xs) + min(xs)) / 2},
+        "zoom": zoom,
+    }
+
+
 def lineage_dot(version: str) -> str | None:
     """The version's PROV lineage as Graphviz DOT, with the ledger's decisions appended."""
-    document = version_json(version, "provenance.json")
-    if document is None:
+    from core.describe.stages import lineage_with_decisions
+
+    facts = version_facts(version)
+    if "provenance.json" not in {name for name, _ in facts.files}:
         return None
-    return prov_to_dot(with_decisions(document, version), title=f"lineage {version}")
-
-
-def with_decisions(document: dict[str, Any], version: str) -> dict[str, Any]:
-    """The PROV-JSON document plus one activity per ledger decision about ``version``."""
-    try:
-        from core.describe.lineage import lineage_with_decisions  # type: ignore[attr-defined]
-    except ImportError:
-        lineage_with_decisions = None
-    entries = [e for e in ledger_entries() if e.version == version]
-    if lineage_with_decisions is not None:
-        return lineage_with_decisions(document, entries)  # type: ignore[no-any-return]
-    return document
+    stored = workspace().registry().read_file(version, "provenance.json")
+    document = lineage_with_decisions(stored, ledger_entries(), name=facts.name, version=version)
+    return prov_to_dot(document, title=f"lineage {version}")
 
 
 # --------------------------------------------------------------------------- monitoring

@@ -15,18 +15,18 @@ st.set_page_config(page_title="KFM model review", page_icon="🌡️", layout="w
 
 pages = {
     "Registry": [
-        st.Page("app_pages/registry.py", title="Registry", icon="🗂️", default=True),
-        st.Page("app_pages/decisions.py", title="Decisions", icon="✍️"),
+        st.Page("app_pages/registry.py", title="Registry", default=True),
+        st.Page("app_pages/decisions.py", title="Decisions"),
     ],
     "Review a version": [
-        st.Page("app_pages/review.py", title="Gates and model card", icon="✅"),
-        st.Page("app_pages/explainability.py", title="Explainability", icon="🔍"),
-        st.Page("app_pages/sovereignty_map.py", title="Sovereignty map", icon="🗺️"),
-        st.Page("app_pages/energy.py", title="Energy and carbon", icon="⚡"),
-        st.Page("app_pages/lineage.py", title="Lineage", icon="🧬"),
+        st.Page("app_pages/review.py", title="Gates and model card"),
+        st.Page("app_pages/explainability.py", title="Explainability"),
+        st.Page("app_pages/sovereignty_map.py", title="Sovereignty map"),
+        st.Page("app_pages/energy.py", title="Energy and carbon"),
+        st.Page("app_pages/lineage.py", title="Lineage"),
     ],
     "Operate": [
-        st.Page("app_pages/drift.py", title="Drift", icon="📈"),
+        st.Page("app_pages/drift.py", title="Drift"),
     ],
 }
 navigation = st.navigation(pages)

@@ -28,15 +28,25 @@ RELATIONS = {
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+MAX_LABEL = 32
+AGENT_RELATIONS = ("wasAssociatedWith", "wasAttributedTo", "actedOnBehalfOf")
 
 
 def _label(node_id: str, attrs: Mapping[str, Any]) -> str:
+    """A short, readable label: the PROV label (trimmed) over the id's last path segment."""
     label = attrs.get("prov:label")
     if isinstance(label, dict):
         label = label.get("$")
-    short = node_id.split(":", 1)[-1]
-    return f"{label}\\n({short})" if label else short
+    tail = node_id.split(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+    if not label:
+        return tail
+    text = str(label)
+    text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+    return f"{text}\n{tail}" if tail and tail not in text else text
 
 
 def prov_to_dot(document: Mapping[str, Any], *, title: str = "lineage") -> str:
@@ -49,7 +59,9 @@ def prov_to_dot(document: Mapping[str, Any], *, title: str = "lineage") -> str:
         records[kind] = merged
     lines = [
         f"digraph {_quote(title)} {{",
-        "  rankdir=BT;",
+        "  rankdir=TB;",
+        "  nodesep=0.2;",
+        "  ranksep=0.3;",
         '  node [fontname="Helvetica" fontsize=10];',
         '  edge [fontname="Helvetica" fontsize=8 color="#555555"];',
     ]
@@ -65,6 +77,12 @@ def prov_to_dot(document: Mapping[str, Any], *, title: str = "lineage") -> str:
             for item in rel if isinstance(rel, list) else [rel]:
                 src, dst = item.get(src_role), item.get(dst_role)
                 if src and dst:
-                    lines.append(f"  {_quote(src)} -> {_quote(dst)} [label={_quote(label)}];")
+                    # Responsibility edges do not order the pipeline: dotted, unlabelled, unranked.
+                    style = (
+                        "style=dotted constraint=false"
+                        if kind in AGENT_RELATIONS
+                        else f"label={_quote(label)}"
+                    )
+                    lines.append(f"  {_quote(src)} -> {_quote(dst)} [{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

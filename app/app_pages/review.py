@@ -18,7 +18,7 @@ if report is None:
 
 decision = report.get("decision", "blocked")
 (st.success if report.get("passed") else st.error)(
-    f"Promotion {decision}: {sum(g['status'] == 'pass' for g in report['gates'])} of "
+    f"Gates: {decision}. {sum(g['status'] == 'pass' for g in report['gates'])} of "
     f"{len(report['gates'])} gates pass (policy {report['policy']['version']})."
 )
 st.dataframe(

@@ -33,7 +33,21 @@ cells = [
 native = [f for f in published["features"] if f["properties"]["kind"] == "native"]
 show_native = st.toggle("Show native grid points published outside regions", value=False)
 
+focus = st.selectbox(
+    "Zoom to", ["all selected regions", *chosen], format_func=lambda r: labels.get(r, r)
+)
 figure = go.Figure()
+state_lons, state_lats = services.context_outlines()
+figure.add_trace(
+    go.Scattermap(
+        lon=state_lons,
+        lat=state_lats,
+        mode="lines",
+        line={"color": "#b0b0b0", "width": 0.6},
+        hoverinfo="skip",
+        name="US states (orientation)",
+    )
+)
 if cells:
     figure.add_trace(
         go.Choroplethmap(
@@ -57,6 +71,11 @@ if cells:
         )
     )
 by_id = {r["region_id"]: r for r in report["regions"]}
+focus_features = [
+    f
+    for f in regions["features"]
+    if f["properties"]["region_id"] in (chosen if focus == "all selected regions" else [focus])
+]
 for feature in regions["features"]:
     rid = feature["properties"]["region_id"]
     if rid not in chosen:
@@ -96,7 +115,7 @@ if show_native and native:
         )
     )
 figure.update_layout(
-    map={"style": "white-bg", "center": {"lat": 47, "lon": -100}, "zoom": 2.2},
+    map={"style": "white-bg", **services.map_view(focus_features)},
     height=560,
     margin={"l": 0, "r": 0, "t": 0, "b": 0},
     legend={"orientation": "h"},

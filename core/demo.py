@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import KfmError
-from core.workspace import CONFIG_NAME, PIPELINE_ID, Workspace
+from core.workspace import CONFIG_NAME, PIPELINE_ID, Workspace, init_workspace
 
 Progress = Callable[[str], None]
 
@@ -246,6 +246,14 @@ def build_demo(
     """Build the demo workspace (see the module docstring); returns what was built."""
     target = Path(os.path.abspath(workspace))
     check_target(target, fresh=fresh)
+    if candidate_source is not None and not candidate_source.is_dir():
+        raise DemoError(
+            "the candidate to reuse is not a folder",
+            file=str(candidate_source),
+            field="--candidate",
+            expected="a candidate directory (kfm candidate reference OUT)",
+            found="missing" if not candidate_source.exists() else "a file",
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
     try:
@@ -282,8 +290,6 @@ def _build(root: Path, say: Progress, candidate_source: Path | None) -> DemoInfo
         )
 
     say(DEMO_STEPS[1])
-    from core.workspace import init_workspace
-
     ws = init_workspace(
         root,
         root_passphrase=demo_passphrase(ROOT_ID),

@@ -199,6 +199,9 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(DemoError, match="failed its check") as caught:
         build_demo(tmp_path / "demo", candidate_source=broken)
     assert caught.value.field
+    with pytest.raises(DemoError, match="not a folder") as caught:
+        build_demo(tmp_path / "demo", candidate_source=tmp_path / "nowhere")
+    assert (caught.value.field, caught.value.found) == ("--candidate", "missing")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
 
 

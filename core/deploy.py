@@ -161,7 +161,7 @@ def _layout(signed: Path, stage: Path, gates_text: str) -> None:
     (stage / "gates.json").write_text(gates_text, encoding="utf-8")
     for name in ("model_metadata.json", "model_summary.json"):
         shutil.copyfile(signed / name, stage / name)
-    for folder in ("xai", "telemetry", "data"):
+    for folder in ("xai", "telemetry", "data", "provenance"):
         if (signed / folder).is_dir():
             shutil.copytree(signed / folder, stage / folder)
 

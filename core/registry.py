@@ -7,6 +7,7 @@ Layout inside the store (a local directory, or ``s3://bucket/prefix`` for scale)
                             model.stac.json    model.sig, provenance.json, gates.json,
                             xai/*  telemetry/*  sovereignty/*
                             model_metadata.json  model_summary.json  data/*
+                            provenance/* (the candidate's own training record)
     climate/index/<version>.json               the commit marker = the registry manifest entry
     climate/rollbacks/<id>/...                 rollback reports (see core/triggers.py)
 
@@ -61,7 +62,7 @@ REQUIRED_FILES: tuple[str, ...] = (
 OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json")
 # data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
 # can work from a registry version alone.
-OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data")
+OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data", "provenance")
 VERSION_PATTERN = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

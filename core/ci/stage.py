@@ -81,7 +81,7 @@ def stage_deployment(
         shutil.copyfile(signed, layout / SIGNATURE_FILE)
     for name in ("model_metadata.json", "model_summary.json"):  # as core.deploy lays it out
         shutil.copyfile(candidate.root / name, layout / name)
-    for folder in ("xai", "telemetry", "data"):
+    for folder in ("xai", "telemetry", "data", "provenance"):
         if (candidate.root / folder).is_dir():
             shutil.copytree(candidate.root / folder, layout / folder)
     return out

@@ -1,7 +1,7 @@
 """``kfm ci --version``: the nine checks on a registry version, from its stored files alone.
 
-A registry version holds what a candidate holds except ``provenance/training.prov.json`` and
-``model.sig``'s place (deploy describes the unsigned candidate and signs a copy), plus what
+A registry version holds what a candidate holds (older versions lack
+``provenance/training.prov.json``, rebuilt here from the stored lineage) except ``model.sig``'s place (deploy describes the unsigned candidate and signs a copy), plus what
 deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``, ``sovereignty/``):
 
 1. :meth:`core.registry.Registry.verify` re-hashes every stored file against the version
@@ -100,6 +100,9 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
             shutil.copytree(path, candidate / path.name)
         else:
             shutil.copyfile(path, candidate / path.name)
+    target = candidate / TRAINING_PROV
+    if target.is_file():  # versions pushed with their training record keep it as stored
+        return stored, candidate
     try:
         lineage = json.loads((stored / "provenance.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -109,7 +112,6 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
             expected="PROV-JSON",
             found=f"{type(error).__name__}: {error}",
         ) from error
-    target = candidate / TRAINING_PROV
     target.parent.mkdir(parents=True)
     target.write_text(
         json.dumps(training_prov_from_lineage(lineage), indent=2, sort_keys=True) + "\n",

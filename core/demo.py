@@ -16,7 +16,12 @@ DemoInfo`` runs these steps (:data:`DEMO_STEPS`), each through the owning module
    self-approval is forbidden, and ``amara`` and ``bruno`` still make the quorum of two;
 6. **first approval** — ``amara`` approves, so the dashboard opens on a version under review
    with decisions still to make (``bruno``'s and every concerned steward's);
-7. **verify** — the whole ledger (:func:`core.ledger_verify.verify_ledger`) and the registry
+7. **monitoring runs** (unless ``monitoring=False``) — two real batches from the held-out
+   reanalysis times (:mod:`core.batches`), written to ``batches/``: as they are, and under a
+   +3 K warming; both are run through :func:`core.monitoring_flow.monitor_version`, so the drift,
+   energy and explainability pages have runs, and the warming run shows a recorded breach (no
+   rollback: the version is not in production yet);
+8. **verify** — the whole ledger (:func:`core.ledger_verify.verify_ledger`) and the registry
    version (:meth:`core.registry.Registry.verify`) must check out.
 
 Every private key is passphrase-protected. The passphrases are for the demo only and
@@ -61,6 +66,7 @@ DEMO_STEPS: tuple[str, ...] = (
     "roster",
     "deploy",
     "first approval",
+    "monitoring runs",
     "verify",
 )
 DEMO_MARKER = "demo.json"
@@ -242,6 +248,7 @@ def build_demo(
     progress: Progress | None = None,
     fresh: bool = False,
     candidate_source: Path | None = None,
+    monitoring: bool = True,
 ) -> DemoInfo:
     """Build the demo workspace (see the module docstring); returns what was built."""
     target = Path(os.path.abspath(workspace))
@@ -257,14 +264,14 @@ def build_demo(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
     try:
-        info = _build(staging, progress or (lambda _message: None), candidate_source)
+        info = _build(staging, progress or (lambda _message: None), candidate_source, monitoring)
         _move_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return replace(info, workspace=target)
 
 
-def _build(root: Path, say: Progress, candidate_source: Path | None) -> DemoInfo:
+def _build(root: Path, say: Progress, candidate_source: Path | None, monitoring: bool) -> DemoInfo:
     from core.candidate import check_candidate, load_candidate
     from core.care import touched_regions
     from core.keys import generate_key_pair
@@ -332,7 +339,7 @@ def _build(root: Path, say: Progress, candidate_source: Path | None) -> DemoInfo
     say(DEMO_STEPS[3])
     _write_roster(ws, reviewers, public_keys)
     _write_passphrases(root, people)
-    return _deploy_and_approve(ws, people, [s for s, _ in stewards], say)
+    return _deploy_and_approve(ws, people, [s for s, _ in stewards], say, monitoring)
 
 
 def _write_roster(
@@ -359,7 +366,11 @@ def _write_roster(
 
 
 def _deploy_and_approve(
-    ws: Workspace, people: list[DemoPerson], stewards: list[str], say: Progress
+    ws: Workspace,
+    people: list[DemoPerson],
+    stewards: list[str],
+    say: Progress,
+    monitoring: bool,
 ) -> DemoInfo:
     from core.decisions import DecisionRecord, EvidenceRef, envelope_to_dict, sign_decision
     from core.deploy import deploy_candidate
@@ -416,6 +427,10 @@ def _deploy_and_approve(
         engine.submit(envelope_to_dict(sign_decision(record, signer)))
 
         say(DEMO_STEPS[6])
+        if monitoring:
+            _monitoring_runs(ws, engine, version)
+
+        say(DEMO_STEPS[7])
         entries = engine.ledger.entries()
         report = verify_ledger(entries, engine.roster, subjects={version: outcome.pushed.subject})
         if report.broken is not None:
@@ -450,6 +465,21 @@ def _deploy_and_approve(
     text = json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n"
     (ws.root / DEMO_MARKER).write_text(text, encoding="utf-8")
     return info
+
+
+def _monitoring_runs(ws: Workspace, engine: Any, version: str) -> None:
+    """Two monitoring runs on real batches: held-out times as they are, and warmed by 3 K."""
+    from core.batches import make_batch
+    from core.monitoring_flow import monitor_version
+
+    validation = ws.root / "candidate" / "data" / "validation.nc"
+    policy = ws.policy().monitoring
+    for kind, name in (
+        ("in-distribution", "batch-held-out.nc"),
+        ("warming", "batch-warming-3K.nc"),
+    ):
+        batch = make_batch(validation, kind, ws.root / "batches" / name)  # type: ignore[arg-type]
+        monitor_version(engine, version, batch, policy)
 
 
 def _write_passphrases(root: Path, people: list[DemoPerson]) -> None:

@@ -77,7 +77,7 @@ def test_demo_leaves_a_version_under_review(demo_dir: tuple[Path, str]) -> None:
     """The ledger verifies; status shows one approval and names every rule still to meet."""
     root, output = demo_dir
     report = kfm_json("ledger", "verify", "--workspace", str(root))
-    assert report["ok"] and report["entries"] == 3, report
+    assert report["ok"] and report["entries"] == 5, report  # + two signed monitoring records
     status = kfm_json("status", "--workspace", str(root))
     (version,) = status["versions"]
     state = status["versions"][version]
@@ -96,6 +96,17 @@ def test_demo_leaves_a_version_under_review(demo_dir: tuple[Path, str]) -> None:
     assert "still needed: 1 more council approval" in " ".join(output.split())
     record = Workspace.open(root).registry().show(version)
     assert record.submitter == "chidi" and sorted(record.concerned_stewards) == stewards
+
+
+def test_demo_has_monitoring_runs_on_real_batches(demo_dir: tuple[Path, str]) -> None:
+    """Two runs are recorded: held-out times within bounds, the +3 K batch with a breach."""
+    root, _ = demo_dir
+    history = kfm_json("monitor", "history", "1.0.0", "--workspace", str(root))
+    assert [row["batch"] for row in history] == ["batch-held-out.nc", "batch-warming-3K.nc"]
+    held_out, warming = history
+    assert held_out["breaches"] == []
+    assert warming["breaches"] and all("t_coarse" in b for b in warming["breaches"])
+    assert kfm_json("status", "--workspace", str(root))["production"] is None  # nothing rolled back
 
 
 def test_every_key_is_protected_and_the_passphrases_are_written(
@@ -170,7 +181,11 @@ def test_fresh_rebuilds_only_a_demo(
     old_key = (root / "keys" / "amara.pub").read_text()
     steps: list[str] = []
     info = build_demo(
-        root, fresh=True, candidate_source=reference_candidate_dir, progress=steps.append
+        root,
+        fresh=True,
+        candidate_source=reference_candidate_dir,
+        progress=steps.append,
+        monitoring=False,
     )
     assert [s for s in steps if s in DEMO_STEPS] == list(DEMO_STEPS)
     assert (root / "keys" / "amara.pub").read_text() != old_key

@@ -101,27 +101,26 @@ def register(app: typer.Typer) -> None:
         if not rows:
             console.print(f"no monitoring runs for {version}")
             return
-        features = sorted({f for row in rows for f in row["drift"]})
-        table = Table(title=f"monitoring runs of {version}")
-        for column in (
-            "run",
-            "batch",
-            *(f"PSI {f}" for f in features),
-            "kWh",
-            "kg CO2e",
-            "breaches",
-        ):
-            table.add_column(column)
         for row in rows:
-            table.add_row(
-                row["run_id"],
-                row["batch"],
-                *(f"{row['drift'][f]['psi']:.3f}" if f in row["drift"] else "-" for f in features),
-                f"{row['energy_kwh']:.3g}",
-                f"{row['emissions_kg_co2e']:.3g}",
-                str(len(row["breaches"])) if row["breaches"] else "none",
+            verdict = "; ".join(row["breaches"]) if row["breaches"] else "within bounds"
+            console.print(
+                f"[bold]{row['run_id']}[/] on {row['batch']}: {row['n_predictions']} predictions, "
+                f"{row['energy_kwh']:.3g} kWh, {row['emissions_kg_co2e'] * 1000:.3g} g CO2e "
+                f"({row['telemetry_method']})"
             )
-        console.print(table)
+            table = Table(show_header=True, box=None, padding=(0, 2))
+            for column in ("feature", "PSI", "KS", "Wasserstein / std"):
+                table.add_column(column)
+            for name, drift in row["drift"].items():
+                table.add_row(
+                    name,
+                    f"{drift['psi']:.4f}",
+                    f"{drift['ks_statistic']:.4f}",
+                    f"{drift['wasserstein_std']:.4f}",
+                )
+            console.print(table)
+            colour = "red" if row["breaches"] else "green"
+            console.print(f"[{colour}]{verdict}[/]\n")
 
     @group.command("batch")
     def batch(

@@ -239,3 +239,21 @@ def test_dashboard_command_and_environment(demo_dir: tuple[Path, str]) -> None:
     assert signer.key_id == "pipeline"
     with pytest.raises(DemoError, match="not a demo workspace"):
         load_demo(root / "keys")
+
+
+def test_monitor_cli_on_the_demo(
+    demo_dir: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kfm monitor VERSION --batch FILE --json` records a run; a missing batch is a clear error."""
+    monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", "demo-only-pipeline")
+    root = tmp_path / "demo"
+    shutil.copytree(demo_dir[0], root)
+    batch = root / "batches" / "batch-held-out.nc"
+    outcome = kfm_json("monitor", "1.0.0", "--batch", str(batch), "--workspace", str(root))
+    assert outcome["needs_rollback"] is False and outcome["note"].startswith("within bounds")
+    assert len(kfm_json("monitor", "history", "1.0.0", "--workspace", str(root))) == 3
+    missing = runner.invoke(
+        app, ["monitor", "1.0.0", "--batch", str(root / "nope.nc"), "--workspace", str(root)]
+    )
+    assert missing.exit_code != 0
+    assert "batch file not found" in str(missing.exception or missing.output)

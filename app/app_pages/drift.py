@@ -47,7 +47,7 @@ else:
                     "batch": r["batch"],
                     "predictions": r["n_predictions"],
                     "breaches": "; ".join(r["breaches"]) or "none",
-                    "rolled back": r["needs_rollback"],
+                    "needs rollback": r["needs_rollback"],
                 }
                 for r in runs
             ]

@@ -1,0 +1,57 @@
+"""Dashboard fixtures: one demo workspace built per session, a private copy for tests that write."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from core.demo import DemoInfo, build_demo, demo_passphrase, load_demo
+
+
+@pytest.fixture(scope="session")
+def demo(reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DemoInfo:
+    """The demo workspace (1.0.0 under review, amara approved), built once; never written to."""
+    target = tmp_path_factory.mktemp("app-demo") / "demo"
+    return build_demo(target, candidate_source=reference_candidate_dir)
+
+
+@pytest.fixture
+def demo_copy(demo: DemoInfo, tmp_path: Path) -> DemoInfo:
+    """A private, writable copy of the demo workspace (kfm.toml paths are relative)."""
+    target = tmp_path / "demo"
+    shutil.copytree(demo.workspace, target)
+    return load_demo(target)
+
+
+def clear_streamlit_caches() -> None:
+    """Streamlit caches live per process: forget every workspace an earlier test opened."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def serve(monkeypatch: pytest.MonkeyPatch, info: DemoInfo) -> None:
+    """Point the dashboard (AppTest runs it in this process) at ``info``'s workspace."""
+    monkeypatch.setenv("KFM_WORKSPACE", str(info.workspace))
+    monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", demo_passphrase("pipeline"))
+
+
+@pytest.fixture
+def on_demo(demo: DemoInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoInfo]:
+    """The dashboard's environment set to the shared demo (read-only tests)."""
+    serve(monkeypatch, demo)
+    clear_streamlit_caches()
+    yield demo
+    clear_streamlit_caches()
+
+
+@pytest.fixture
+def on_copy(demo_copy: DemoInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoInfo]:
+    """The dashboard's environment set to a private copy of the demo (tests that write)."""
+    serve(monkeypatch, demo_copy)
+    clear_streamlit_caches()
+    yield demo_copy
+    clear_streamlit_caches()

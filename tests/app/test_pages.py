@@ -1,0 +1,238 @@
+"""Every dashboard page on the demo workspace (AppTest), and signing decisions through the UI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import services
+from core.demo import DemoInfo, demo_passphrase
+from core.errors import AuthorizationError
+from core.workspace import Workspace
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_ENTRY = REPO_ROOT / "app" / "streamlit_app.py"
+FEATURES = ["t_coarse", "lat", "lon", "hour_sin", "hour_cos"]
+
+
+def open_page(name: str, reviewer: str | None = None) -> AppTest:
+    """Run the dashboard, optionally choose a reviewer in the sidebar, then open a page."""
+    at = AppTest.from_file(str(APP_ENTRY), default_timeout=60)
+    at.run()
+    if reviewer is not None:
+        at.sidebar.selectbox(key="reviewer").set_value(reviewer).run()
+    at.switch_page(f"app_pages/{name}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def ledger(root: Path) -> list[tuple[int, str, str, str]]:
+    """(seq, kind, actor, role) of every ledger entry, read through the core."""
+    log = Workspace.open(root).ledger()
+    try:
+        return [(e.seq, e.kind, e.actor, e.role) for e in log.entries()]
+    finally:
+        log.close()
+
+
+def workspace_digest(root: Path) -> dict[str, str]:
+    """SHA-256 of every file (SQLite's transient -wal/-shm files left out)."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
+def kfm_ledger_verify(root: Path) -> dict[str, object]:
+    """`kfm ledger verify --json` in a subprocess; exit 0 required."""
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "ledger", "verify", "--workspace", str(root), "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
+
+
+# --------------------------------------------------------------------------- pages render data
+def test_registry_lists_the_version_under_review(on_demo: DemoInfo) -> None:
+    """The registry page lists 1.0.0 under review in staging, and amara's approval on the timeline."""
+    at = open_page("registry")
+    assert at.title[0].value == "Model registry"
+    shown = metrics(at)
+    assert (shown["In production"], shown["Staging"]) == ("none", "1.0.0")
+    versions = at.dataframe[0].value
+    assert versions["version"].tolist() == ["1.0.0"]
+    assert versions["state"].tolist() == ["under review"]
+    assert versions["approvals"].tolist() == [1]
+    events = at.dataframe[1].value
+    assert len(events) == on_demo.ledger_entries
+    approvals = events[events["decision"] == "approve"]
+    assert approvals[["actor", "role"]].values.tolist() == [["amara", "council"]]
+
+
+def test_decisions_page_shows_state_and_verified_ledger(on_demo: DemoInfo) -> None:
+    """Decisions shows the replayed state, what is still needed, and a fully verified ledger."""
+    at = open_page("decisions")
+    shown = metrics(at)
+    assert (shown["State"], shown["Council approvals"], shown["Vetoes"]) == (
+        "under review",
+        "1",
+        "0",
+    )
+    assert "Submitted by chidi" in at.caption[0].value
+    assert all(s in at.caption[0].value for s in on_demo.concerned_stewards)
+    assert "1 more council approval" in at.warning[0].value
+    assert at.success[0].value.startswith(f"chain intact: {on_demo.ledger_entries} entries")
+    assert set(at.dataframe[0].value["verified"]) == {"yes"}
+    assert at.info[0].value == "Choose yourself in the sidebar to act."
+
+
+def test_review_page_shows_nine_passing_gates(on_demo: DemoInfo) -> None:
+    """The gates table holds the 9 gates of the policy, all passing, and the model card renders."""
+    at = open_page("review")
+    assert at.title[0].value == "Gates and model card — 1.0.0"
+    gates = at.dataframe[0].value
+    assert len(gates) == 9 and gates["gate"].is_unique
+    assert set(gates["status"]) == {"pass"}
+    assert "9 of 9 gates pass" in at.success[0].value
+    assert metrics(at)["Architecture"] == "GradientBoostingRegressor"
+
+
+def test_explainability_page_shows_the_five_features(on_demo: DemoInfo) -> None:
+    """The sample table lists the model's 5 features, and the attributions add up to the prediction."""
+    at = open_page("explainability")
+    sample = at.dataframe[0].value
+    assert sample["feature"].tolist() == FEATURES
+    additivity = next(c.value for c in at.caption if c.value.startswith("Additivity"))
+    gap = float(additivity.split("=")[1].split()[0])
+    assert gap < 1e-3, additivity
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_sovereignty_map_lists_the_four_regions(on_demo: DemoInfo) -> None:
+    """The map page offers the 4 example regions, their stewards, and publishes nothing withheld."""
+    at = open_page("sovereignty_map")
+    assert len(at.multiselect[0].options) == 4
+    regions = at.dataframe[0].value.set_index("region")
+    assert sorted(regions["steward"]) == sorted(on_demo.concerned_stewards)
+    withheld = regions[regions["tier"] == "withheld"]
+    assert len(withheld) == 1 and withheld["cells published"].tolist() == [0]
+    assert regions["cells published"].sum() > 0
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_sovereignty_map_lists_the_reviewers_regions_first(on_demo: DemoInfo) -> None:
+    """A steward reviewing sees their own region in the first row."""
+    at = open_page("sovereignty_map", reviewer="steward-tidewater")
+    assert at.dataframe[0].value["steward"].iloc[0] == "steward-tidewater"
+    assert "listed first" in at.info[0].value
+
+
+def test_energy_page_labels_the_training_run_estimated(on_demo: DemoInfo) -> None:
+    """The training run is shown, labelled 'estimated', with non-zero energy and emissions."""
+    at = open_page("energy")
+    runs = at.dataframe[0].value
+    training = runs[runs["kind"] == "training"]
+    assert training["method"].tolist() == ["estimated"]
+    assert (training["energy (kWh)"] > 0).all() and (training["emissions (kg CO2e)"] > 0).all()
+    assert set(runs["method"]) <= {"estimated", "measured"}
+    assert metrics(at)["Energy, all runs"].endswith("kWh")
+
+
+def test_lineage_holds_the_push_and_amaras_approval(on_demo: DemoInfo) -> None:
+    """The lineage DOT holds the registry push activity and the approval signed by amara."""
+    at = open_page("lineage")
+    dot = at.code[0].value
+    assert dot.startswith('digraph "lineage 1.0.0"')
+    assert '/push" [label="push to the immutable registry' in dot
+    assert "approve by amara (council)" in dot
+    assert '-> "kfm:agent/amara"' in dot
+
+
+def test_drift_page_shows_the_monitoring_runs(on_demo: DemoInfo) -> None:
+    """The drift page lists the demo's monitoring runs; the warmed batch breaches the limits."""
+    at = open_page("drift")
+    assert at.title[0].value == "Drift — 1.0.0"
+    runs = at.dataframe[0].value.set_index("batch")
+    assert runs.loc["batch-held-out.nc", "breaches"] == "none"
+    assert "drift: t_coarse" in runs.loc["batch-warming-3K.nc", "breaches"]
+    assert runs.loc["batch-warming-3K.nc", "needs rollback"]
+    assert at.radio[0].options == ["psi", "ks statistic", "wasserstein std"]
+
+
+# --------------------------------------------------------------------------- signing decisions
+def start_approval(reviewer: str, reason: str) -> AppTest:
+    """As ``reviewer``, on Decisions, type a reason and open the sign dialog."""
+    at = open_page("decisions", reviewer=reviewer)
+    at.text_area(key="decide-reason").input(reason).run()
+    at.button(key="decide-sign").click().run()
+    return at
+
+
+def sign(at: AppTest, passphrase: str) -> None:
+    at.text_input(key="decide-pending-pass").input(passphrase).run()
+    at.button(key="decide-pending-ok").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_bruno_approves_through_the_dialog(on_copy: DemoInfo) -> None:
+    """bruno's signed approval is recorded, shown, and accepted by `kfm ledger verify`."""
+    root = on_copy.workspace
+    before = ledger(root)
+    at = start_approval("bruno", "gates pass; tails reviewed")
+    assert at.radio(key="decide-action").options == ["Approve as council", "Veto as council"]
+    assert at.text_input(key="decide-pending-id").value == "bruno"
+    sign(at, demo_passphrase("bruno"))
+    assert any(f"#{len(before) + 1} approve by bruno" in s.value for s in at.success), [
+        s.value for s in at.success
+    ]
+    after = ledger(root)
+    assert after[:-1] == before and after[-1][1:] == ("approve", "bruno", "council")
+    assert metrics(at)["Council approvals"] == "2"
+    report = kfm_ledger_verify(root)
+    assert report["ok"] is True and report["entries"] == len(after)
+
+
+def test_wrong_passphrase_is_refused_and_writes_nothing(on_copy: DemoInfo) -> None:
+    """A wrong passphrase shows the key error in the dialog and leaves the workspace unchanged."""
+    root = on_copy.workspace
+    before = workspace_digest(root)
+    at = start_approval("bruno", "gates pass")
+    sign(at, "not-the-passphrase")
+    assert any("wrong passphrase" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any("Signed and recorded" in s.value for s in at.success)
+    assert workspace_digest(root) == before
+    assert kfm_ledger_verify(root)["entries"] == on_copy.ledger_entries
+
+
+def test_working_group_is_offered_no_veto_and_the_core_refuses_one(on_copy: DemoInfo) -> None:
+    """dana (working_group) sees no veto; forcing one through the services is refused, unwritten."""
+    root = on_copy.workspace
+    at = open_page("decisions", reviewer="dana")
+    offered = at.radio(key="decide-action").options
+    assert offered == ["Approve as working_group"]
+    before = workspace_digest(root)
+    with pytest.raises(AuthorizationError) as refused:
+        services.submit_decision(
+            "veto", "1.0.0", "dana", "working_group", demo_passphrase("dana"), "forced veto"
+        )
+    message = refused.value.diagnostics()
+    assert "role 'working_group' may not veto" in message, message
+    assert "expected ['council', 'steward']" in message, message
+    assert workspace_digest(root) == before

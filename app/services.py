@@ -428,8 +428,9 @@ def allowed_actions(reviewer_id: str | None, version: str) -> list[tuple[str, st
                 continue
             if action == "request-rollback" and state.production != version:
                 continue
-            if any(v.actor == reviewer_id for v in (vs.approvals + vs.vetoes if vs else ())):
-                continue
+            voted = vs.approvals + vs.vetoes if vs else ()
+            if action != "request-rollback" and any(v.actor == reviewer_id for v in voted):
+                continue  # one vote each; a rollback request is not a vote
             out.append((action, role))
     return out
 

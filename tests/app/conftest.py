@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import streamlit as st
 
+from core.decisions import DecisionRecord, envelope_to_dict, sign_decision
 from core.demo import DemoInfo, build_demo, demo_passphrase, load_demo
+from core.keys import load_signer
+from core.workspace import Workspace
+
+Approve = Callable[[DemoInfo, str, str], list[str]]
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +61,33 @@ def on_copy(demo_copy: DemoInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[De
     clear_streamlit_caches()
     yield demo_copy
     clear_streamlit_caches()
+
+
+def approve_with_core(info: DemoInfo, actor: str, role: str) -> list[str]:
+    """Sign and submit ``actor``'s approval of the demo version with the core API (no UI).
+
+    Returns the kinds of the ledger entries it appended (``["approve", "promote"]`` when it was
+    the last approval needed).
+    """
+    ws = Workspace.open(info.workspace)
+    engine = ws.decision_engine(demo_passphrase("pipeline"))
+    try:
+        signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
+        record = DecisionRecord(
+            kind="approve",
+            actor=actor,
+            role=role,  # type: ignore[arg-type]  # validated by pydantic
+            reason="test: reviewed outside the dashboard",
+            time=datetime.now(UTC),
+            subject=engine.version_record(info.version).subject,
+            version=info.version,
+        )
+        return [e.kind for e in engine.submit(envelope_to_dict(sign_decision(record, signer)))]
+    finally:
+        engine.ledger.close()
+
+
+@pytest.fixture
+def approve() -> Approve:
+    """:func:`approve_with_core`, for tests that set up approvals before the UI acts."""
+    return approve_with_core

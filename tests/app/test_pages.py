@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,23 @@ def test_working_group_is_offered_no_veto_and_the_core_refuses_one(on_copy: Demo
     assert "role 'working_group' may not veto" in message, message
     assert "expected ['council', 'steward']" in message, message
     assert workspace_digest(root) == before
+
+
+def test_an_approver_may_request_a_rollback_of_production(
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]]
+) -> None:
+    """Having approved 1.0.0 does not stop bruno from asking, on Drift, to roll it back."""
+    for steward in on_copy.concerned_stewards:
+        approve(on_copy, steward, "steward")
+    assert approve(on_copy, "bruno", "council") == ["approve", "promote"]
+    at = open_page("drift", reviewer="bruno")
+    assert at.radio(key="rollback-action").options == ["Request rollback as council"]
+    at.text_area(key="rollback-reason").input("warming batch breaches drift limits").run()
+    at.button(key="rollback-sign").click().run()
+    at.text_input(key="rollback-pending-pass").input(demo_passphrase("bruno")).run()
+    at.button(key="rollback-pending-ok").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    kinds = [kind for _, kind, _, _ in ledger(on_copy.workspace)]
+    assert kinds[-2:] == ["request-rollback", "rollback"], kinds
+    assert metrics(at)["Production"] == "none"
+    assert kfm_ledger_verify(on_copy.workspace)["ok"] is True

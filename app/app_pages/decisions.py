@@ -16,7 +16,7 @@ vs = state.versions.get(version)
 facts = services.version_facts(version)
 
 st.subheader(f"Version {version}")
-c1, c2, c3 = st.columns(3)
+c1, c2, c3 = st.columns([2, 1, 1])  # "promoted (production)" must not be cut off
 c1.metric("State", services.STATE_LABELS.get(vs.state, vs.state) if vs else "not in the ledger")
 c2.metric("Council approvals", len(vs.approvers("council")) if vs else 0)
 c3.metric("Vetoes", len(vs.vetoes) if vs else 0)

@@ -24,6 +24,28 @@ class _RunByDefault(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
+def print_run(row: dict[str, Any]) -> None:
+    """One run: a header line, per-feature drift, and the verdict."""
+    console.print(
+        f"[bold]{row['run_id']}[/] on {row['batch']}: {row['n_predictions']} predictions, "
+        f"{row['energy_kwh']:.3g} kWh, {row['emissions_kg_co2e'] * 1000:.3g} g CO2e "
+        f"({row['telemetry_method']})"
+    )
+    table = Table(show_header=True, box=None, padding=(0, 2))
+    for column in ("feature", "PSI", "KS", "Wasserstein / std"):
+        table.add_column(column)
+    for name, drift in row["drift"].items():
+        table.add_row(
+            name,
+            f"{drift['psi']:.4f}",
+            f"{drift['ks_statistic']:.4f}",
+            f"{drift['wasserstein_std']:.4f}",
+        )
+    console.print(table)
+    colour = "red" if row["breaches"] else "green"
+    console.print(f"[{colour}]{'; '.join(row['breaches']) or 'within bounds'}[/]")
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
         cls=_RunByDefault,
@@ -63,24 +85,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(outcome.to_dict())
             return
-        summary = outcome.run.summary()
-        table = Table(title=f"monitoring run {summary['run_id']}")
-        for column in ("feature", "PSI", "KS", "Wasserstein / std"):
-            table.add_column(column)
-        for name, drift in summary["drift"].items():
-            table.add_row(
-                name,
-                f"{drift['psi']:.4f}",
-                f"{drift['ks_statistic']:.4f}",
-                f"{drift['wasserstein_std']:.4f}",
-            )
-        console.print(table)
-        console.print(
-            f"{summary['n_predictions']} predictions; energy {summary['energy_kwh']:.3g} kWh, "
-            f"{summary['emissions_kg_co2e']:.3g} kg CO2e ({summary['telemetry_method']})"
-        )
-        for breach in outcome.run.breaches:
-            console.print(f"[red]breach:[/] {breach}")
+        print_run(outcome.run.summary())
         colour = "red" if outcome.rollback else "green"
         console.print(f"[{colour}]{outcome.note}[/] (ledger entry {outcome.ledger_seq})")
 
@@ -102,25 +107,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"no monitoring runs for {version}")
             return
         for row in rows:
-            verdict = "; ".join(row["breaches"]) if row["breaches"] else "within bounds"
-            console.print(
-                f"[bold]{row['run_id']}[/] on {row['batch']}: {row['n_predictions']} predictions, "
-                f"{row['energy_kwh']:.3g} kWh, {row['emissions_kg_co2e'] * 1000:.3g} g CO2e "
-                f"({row['telemetry_method']})"
-            )
-            table = Table(show_header=True, box=None, padding=(0, 2))
-            for column in ("feature", "PSI", "KS", "Wasserstein / std"):
-                table.add_column(column)
-            for name, drift in row["drift"].items():
-                table.add_row(
-                    name,
-                    f"{drift['psi']:.4f}",
-                    f"{drift['ks_statistic']:.4f}",
-                    f"{drift['wasserstein_std']:.4f}",
-                )
-            console.print(table)
-            colour = "red" if row["breaches"] else "green"
-            console.print(f"[{colour}]{verdict}[/]\n")
+            print_run(row)
 
     @group.command("batch")
     def batch(

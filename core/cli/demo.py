@@ -24,6 +24,8 @@ from core.demo import (
     check_target,
     dashboard_command,
     dashboard_env,
+    load_demo,
+    read_demo_marker,
 )
 
 
@@ -102,12 +104,22 @@ def register(app: typer.Typer) -> None:
         approval; then serve the dashboard on it."""
         if not 0 < port < 65536:
             raise DemoError("invalid port", field="--port", expected="1-65535", found=port)
-        check_target(Path(os.path.abspath(workspace)), fresh=fresh)  # before any progress
-        info = _build_with_progress(workspace, fresh, candidate, quiet=as_json)
-        if as_json:
-            print_json({**info.to_dict(), "workspace": str(info.workspace)})
+        target = Path(os.path.abspath(workspace))
+        if not fresh and not no_serve and read_demo_marker(target) is not None:
+            # Running the main job again serves the demo as it was left (decisions included).
+            info = load_demo(target)
+            console.print(
+                f"a demo workspace exists at {target}; serving it as it is, with every decision "
+                f"made since (`kfm demo --fresh` rebuilds it). Demo-only passphrases: "
+                f"{info.passphrases_file}"
+            )
         else:
-            _print_summary(info)
+            check_target(target, fresh=fresh)  # before any progress
+            info = _build_with_progress(workspace, fresh, candidate, quiet=as_json)
+            if as_json:
+                print_json({**info.to_dict(), "workspace": str(info.workspace)})
+            else:
+                _print_summary(info)
         command = dashboard_command(port)
         project = APP_ENTRY.parent.parent
         if no_serve:

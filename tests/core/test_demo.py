@@ -257,3 +257,34 @@ def test_monitor_cli_on_the_demo(
     )
     assert missing.exit_code != 0
     assert "batch file not found" in str(missing.exception or missing.output)
+
+
+def test_rerun_serves_the_existing_demo(
+    demo_dir: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running the main job again serves the demo as left, without rebuilding it."""
+    import subprocess
+
+    import core.cli.demo as demo_cli
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_dir[0], root)
+    before = snapshot(root)
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(
+        command: list[str], cwd: Path, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        calls.append((command, env))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(demo_cli.subprocess, "run", fake_run)
+    result = runner.invoke(app, ["demo", "--workspace", str(root), "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert "serving it as it is" in " ".join(result.output.split())
+    ((command, env),) = calls
+    assert "streamlit" in command and "8765" in command
+    assert (
+        env["KFM_WORKSPACE"] == str(root) and env["KFM_PIPELINE_PASSPHRASE"] == "demo-only-pipeline"
+    )
+    assert snapshot(root) == before

@@ -153,7 +153,7 @@ def test_pages_render_and_an_approval_promotes_offline(
             page.goto(dashboard)
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_test_id("stMetricValue")).to_have_text("none")
-            sidebar.get_by_test_id("stSelectbox").first.click()
+            sidebar.get_by_test_id("stSelectbox").filter(has_text="Reviewing as").click()
             page.get_by_role("option", name=re.compile(r"^Bruno")).click()
             sidebar.get_by_role("link", name="Decisions").click()
             expect(page.get_by_role("heading", name="Decisions").first).to_be_visible()

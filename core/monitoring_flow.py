@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,11 +104,8 @@ def fetch_deployed_model(engine: DecisionEngine, version: str, into: Path) -> De
 
 
 def new_run_id(version: str, now: datetime) -> str:
-    """A sortable, unique run id: time, version, and a digest of both plus the clock's ns."""
-    salt = hashlib.sha256(
-        f"{version}{now.isoformat()}{datetime.now(UTC).timestamp()}".encode()
-    ).hexdigest()
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{version}-{salt[:8]}"
+    """A run id that sorts in creation order: UTC second, version, then nanoseconds within it."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{version}-{time.time_ns() % 1_000_000_000:09d}"
 
 
 def monitor_version(

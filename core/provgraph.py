@@ -1,7 +1,8 @@
 """A PROV-JSON document drawn as a Graphviz DOT graph (for the dashboard's lineage page).
 
-Entities are ellipses, activities boxes, agents houses, as in the W3C PROV primer's figures;
-edges carry the relation name and point from the later record to the earlier one, as PROV does.
+Entities are ellipses and activities boxes, as in the W3C PROV primer's figures; each activity's
+agents (pipeline, reviewers) are named in its label ("by ..."). Edges carry the relation name and
+point from the later record to the earlier one, as PROV does.
 The output is deterministic (sorted) so the same document always gives the same graph.
 """
 
@@ -65,24 +66,47 @@ def prov_to_dot(document: Mapping[str, Any], *, title: str = "lineage") -> str:
         '  node [fontname="Helvetica" fontsize=10];',
         '  edge [fontname="Helvetica" fontsize=8 color="#555555"];',
     ]
-    for kind, style in NODE_STYLE.items():
+    # Agents are written into the label of the activities they are associated with ("by ..."),
+    # not drawn as nodes: every stage and decision has one, and their edges would cross the graph.
+    agents: dict[str, list[str]] = {}
+    for rel in records["wasAssociatedWith"].values():
+        for item in rel if isinstance(rel, list) else [rel]:
+            activity, agent = item.get("prov:activity"), item.get("prov:agent")
+            if activity and agent:
+                agents.setdefault(activity, []).append(
+                    _label(agent, _first(records["agent"].get(agent)))
+                )
+    for kind in ("entity", "activity"):
         for node_id in sorted(records[kind]):
-            attrs = records[kind][node_id] or {}
-            if isinstance(attrs, list):  # PROV-JSON allows repeated records as a list
-                attrs = attrs[0]
-            lines.append(f"  {_quote(node_id)} [label={_quote(_label(node_id, attrs))} {style}];")
+            label = _label(node_id, _first(records[kind][node_id]))
+            names = sorted({a for a in agents.get(node_id, []) if a.split("\n")[0] not in label})
+            if names:
+                label += "\nby " + ", ".join(names).replace("\n", " ")
+            lines.append(f"  {_quote(node_id)} [label={_quote(label)} {NODE_STYLE[kind]}];")
     for kind, (src_role, dst_role, label) in RELATIONS.items():
+        if kind in AGENT_RELATIONS:
+            continue
         for rel_id in sorted(records[kind]):
             rel = records[kind][rel_id]
             for item in rel if isinstance(rel, list) else [rel]:
                 src, dst = item.get(src_role), item.get(dst_role)
                 if src and dst:
-                    # Responsibility edges do not order the pipeline: dotted, unlabelled, unranked.
-                    style = (
-                        "style=dotted constraint=false"
-                        if kind in AGENT_RELATIONS
-                        else f"label={_quote(label)}"
-                    )
-                    lines.append(f"  {_quote(src)} -> {_quote(dst)} [{style}];")
+                    lines.append(f"  {_quote(src)} -> {_quote(dst)} [label={_quote(label)}];")
+    # Stack activities in time order (later above earlier, like the PROV edges), so a long
+    # chain of stages and decisions reads top to bottom instead of spreading into one wide row.
+    timed = sorted(
+        (str(_first(attrs).get("prov:startTime", "")), node_id)
+        for node_id, attrs in records["activity"].items()
+        if _first(attrs).get("prov:startTime")
+    )
+    for (_, earlier), (_, later) in zip(timed, timed[1:], strict=False):
+        lines.append(f"  {_quote(later)} -> {_quote(earlier)} [style=invis weight=4];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _first(attrs: Any) -> Mapping[str, Any]:
+    """PROV-JSON allows a record id to map to a list of records: take the first."""
+    if isinstance(attrs, list):
+        return attrs[0] if attrs else {}
+    return attrs or {}

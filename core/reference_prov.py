@@ -60,7 +60,7 @@ def training_prov_document(
     )
     pipeline = doc.agent(
         "kfm:agent/pipeline",
-        {"prov:type": "prov:SoftwareAgent", "prov:label": "kfm reference builder"},
+        {"prov:type": "prov:SoftwareAgent", "prov:label": "KFM pipeline"},
     )
     prep = doc.activity(
         f"kfm:activity/{m}/coarsen", start, start, {"prov:label": "coarsen and interpolate"}

@@ -13,7 +13,9 @@ dot = services.lineage_dot(version)
 if dot is None:
     st.error("This version holds no provenance.json.")
     st.stop()
-st.caption("Entities (yellow), activities (blue) and agents (orange), as in the W3C PROV primer.")
+st.caption(
+    'Entities (yellow) and activities (blue), as in the W3C PROV primer; each activity names its agents ("by ..."). Later records sit above earlier ones.'
+)
 st.graphviz_chart(dot)
 with st.expander("DOT source"):
     st.code(dot, language="dot")

@@ -163,7 +163,7 @@ def test_lineage_holds_the_push_and_amaras_approval(on_demo: DemoInfo) -> None:
     assert dot.startswith('digraph "lineage 1.0.0"')
     assert '/push" [label="push to the immutable registry' in dot
     assert "approve by amara (council)" in dot
-    assert '-> "kfm:agent/amara"' in dot
+    assert "by KFM pipeline" in dot  # the training's agent, named in its activity
 
 
 def test_drift_page_shows_the_monitoring_runs(on_demo: DemoInfo) -> None:

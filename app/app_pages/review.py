@@ -86,12 +86,11 @@ if item is None:
     st.info("No STAC item in this version.")
 else:
     props = item["properties"]
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Architecture", props.get("mlm:architecture", "?"))
-    c2.metric(
-        "Framework", f"{props.get('mlm:framework', '?')} {props.get('mlm:framework_version', '')}"
+    st.markdown(
+        f"**{props.get('mlm:name', item['id'])}** · architecture **{props.get('mlm:architecture', '?')}** · "
+        f"{props.get('mlm:framework', '?')} {props.get('mlm:framework_version', '')} · "
+        f"{props.get('mlm:total_parameters', 0):,} parameters (tree nodes)"
     )
-    c3.metric("Parameters (tree nodes)", f"{props.get('mlm:total_parameters', 0):,}")
     st.write(props.get("description", ""))
     st.markdown(
         f"**Tasks:** {', '.join(props.get('mlm:tasks', []))} · **Accelerator:** {props.get('mlm:accelerator')} · "

@@ -112,7 +112,8 @@ def test_review_page_shows_nine_passing_gates(on_demo: DemoInfo) -> None:
     assert len(gates) == 9 and gates["gate"].is_unique
     assert set(gates["status"]) == {"pass"}
     assert "9 of 9 gates pass" in at.success[0].value
-    assert metrics(at)["Architecture"] == "GradientBoostingRegressor"
+    card = " ".join(m.value for m in at.markdown)
+    assert "architecture **GradientBoostingRegressor**" in card
 
 
 def test_explainability_page_shows_the_five_features(on_demo: DemoInfo) -> None:

@@ -104,6 +104,9 @@ class MonitoringRun:
             "energy_kwh": self.telemetry.energy_kwh,
             "emissions_kg_co2e": self.telemetry.emissions_kg_co2e,
             "telemetry_method": self.telemetry.method,
+            "duration_s": self.telemetry.duration_s,
+            "grid_intensity_g_per_kwh": self.telemetry.grid_intensity_g_per_kwh,
+            "pue": self.telemetry.pue,
             "breaches": self.breaches,
             "needs_rollback": self.needs_rollback,
         }

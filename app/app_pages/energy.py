@@ -33,9 +33,9 @@ for run in services.monitoring_runs(version):
             "method": run["telemetry_method"],
             "energy (kWh)": run["energy_kwh"],
             "emissions (kg CO2e)": run["emissions_kg_co2e"],
-            "duration (s)": None,
-            "grid (g/kWh)": None,
-            "PUE": None,
+            "duration (s)": run.get("duration_s"),
+            "grid (g/kWh)": run.get("grid_intensity_g_per_kwh"),
+            "PUE": run.get("pue"),
             "estimator": "green-algorithms-v2",
         }
     )

@@ -133,7 +133,8 @@ def deploy_candidate(
         screened.write(stage / "sovereignty")
         stewards = list(screened.concerned_stewards)
         say("describe")
-        _describe(candidate, screened.care, stage, gates_text, signed / "model.sig")
+        # The signed copy is described, so the item carries the signature asset and integrity block.
+        _describe(load_candidate(signed), screened.care, stage, gates_text, signed / "model.sig")
         _layout(signed, stage, gates_text)
         say("push")
         record = engine.registry.push(
@@ -159,7 +160,7 @@ def _layout(signed: Path, stage: Path, gates_text: str) -> None:
     shutil.copyfile(signed / "model.onnx", stage / "model.onnx")
     shutil.copyfile(signed / "model.sig", stage / "model.sig")
     (stage / "gates.json").write_text(gates_text, encoding="utf-8")
-    for name in ("model_metadata.json", "model_summary.json"):
+    for name in ("model_metadata.json", "model_summary.json", "integrity.json"):
         shutil.copyfile(signed / name, stage / name)
     for folder in ("xai", "telemetry", "data", "provenance"):
         if (signed / folder).is_dir():

@@ -59,7 +59,7 @@ REQUIRED_FILES: tuple[str, ...] = (
     "model.sig",
     "gates.json",
 )
-OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json")
+OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json", "integrity.json")
 # data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
 # can work from a registry version alone.
 OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data", "provenance")

@@ -28,6 +28,7 @@ from core.screening import DEFAULT_RESOLUTION_DEG
 LAYOUT = "layout"
 DESCRIBE = "describe"
 SIGNATURE_FILE = "model.sig"
+INTEGRITY_FILE = "integrity.json"
 
 
 def stage_deployment(
@@ -77,8 +78,10 @@ def stage_deployment(
     for name in (ITEM_FILE, PROVENANCE_FILE):
         shutil.copyfile(out / DESCRIBE / name, layout / name)
     shutil.copyfile(candidate.onnx_path, layout / "model.onnx")
-    if signed is not None:  # a signed candidate keeps its signature
+    if signed is not None:  # a signed candidate keeps its signature and integrity record
         shutil.copyfile(signed, layout / SIGNATURE_FILE)
+        if (candidate.root / INTEGRITY_FILE).is_file():
+            shutil.copyfile(candidate.root / INTEGRITY_FILE, layout / INTEGRITY_FILE)
     for name in ("model_metadata.json", "model_summary.json"):  # as core.deploy lays it out
         shutil.copyfile(candidate.root / name, layout / name)
     for folder in ("xai", "telemetry", "data", "provenance"):

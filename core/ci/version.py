@@ -1,15 +1,16 @@
 """``kfm ci --version``: the nine checks on a registry version, from its stored files alone.
 
-A registry version holds what a candidate holds (older versions lack
-``provenance/training.prov.json``, rebuilt here from the stored lineage) except ``model.sig``'s place (deploy describes the unsigned candidate and signs a copy), plus what
-deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``, ``sovereignty/``):
+A registry version holds what the signed candidate holds (``model.sig`` and ``integrity.json``
+included; older versions lack ``provenance/training.prov.json``, rebuilt here from the stored
+lineage), plus what deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``,
+``sovereignty/``):
 
 1. :meth:`core.registry.Registry.verify` re-hashes every stored file against the version
    record (check ``registry``; a tampered file is named there);
 2. :func:`fetch_version` writes the stored files into ``stored/`` and a candidate-shaped copy
-   into ``candidate/``: without ``model.sig``, with ``provenance/training.prov.json`` taken back
-   out of the stored lineage (:func:`training_prov_from_lineage`: the stored PROV minus every
-   stage activity, its relations and the entities and agents only they name);
+   into ``candidate/`` (signature and integrity record included; ``provenance/training.prov.json``
+   taken back out of the stored lineage when the version lacks it (:func:`training_prov_from_lineage`: the stored PROV minus every
+   stage activity, its relations and the entities and agents only they name));
 3. the candidate checks (metadata schema, XAI, telemetry, FAIR+CARE, inference) run on
    ``candidate/``; the STAC item and sovereignty checks read the **stored** item and
    ``published.geojson``;
@@ -94,7 +95,7 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
         path.write_bytes(registry.read_file(version, entry.name))
     candidate.mkdir(parents=True)
     for path in sorted(stored.iterdir()):
-        if path.name in (SIGNATURE_FILE, *REGISTRY_EXTRAS):
+        if path.name in REGISTRY_EXTRAS:
             continue
         if path.is_dir():
             shutil.copytree(path, candidate / path.name)

@@ -49,6 +49,9 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
     item = json.loads(engine.registry.read_file(outcome.version, "model.stac.json"))
     care = json.loads(engine.registry.read_file(outcome.version, "sovereignty/care.json"))
     assert item["properties"]["kfm:care"]["screening"] == care["kfm:care"]["screening"]
+    signature = engine.registry.show(outcome.version).manifest.by_name()["model.sig"]
+    assert item["assets"]["signature"]["file:checksum"] == signature.multihash
+    assert item["properties"]["kfm:integrity"]["immutable"] is True
     provenance = engine.registry.read_file(outcome.version, "provenance.json")
     lineage = lineage_with_decisions(
         provenance,

@@ -363,6 +363,38 @@ def add_reviewer(roster_path: Path, entry: RosterEntry) -> Roster:
     return roster
 
 
+def revoke_reviewer(roster_path: Path, reviewer_id: str, at: datetime) -> Roster:
+    """Mark a reviewer's key revoked from ``at`` on; records signed before ``at`` stay valid.
+
+    The roster must be re-signed by the root key afterwards (``kfm roster sign``).
+    """
+    current = read_roster_unverified(roster_path)
+    entry = current.entry(reviewer_id)
+    if entry is None:
+        raise RosterError(
+            "no such reviewer on the roster",
+            file=str(roster_path),
+            field="id",
+            expected=[r.id for r in current.reviewers],
+            found=reviewer_id,
+        )
+    if entry.revoked:
+        raise RosterError(
+            "reviewer is already revoked",
+            file=str(roster_path),
+            field=f"reviewers[{reviewer_id}].revoked",
+            expected="a reviewer not yet revoked",
+            found=f"revoked at {entry.revoked_at}",
+        )
+    updated = entry.model_copy(update={"revoked": True, "revoked_at": at})
+    roster = Roster(
+        format_version=current.format_version,
+        reviewers=tuple(updated if r.id == reviewer_id else r for r in current.reviewers),
+    )
+    write_roster(roster_path, roster)
+    return roster
+
+
 def _first_difference(signed: Any, current: Any, path: str = "") -> str:
     """Dotted path of the first field where the signed and current rosters differ."""
     if isinstance(signed, dict) and isinstance(current, dict):

@@ -30,6 +30,7 @@ from core.roster import (
     add_reviewer,
     default_signature_path,
     load_roster,
+    revoke_reviewer,
     sign_roster,
 )
 from core.signing import check_model, sign_model, sign_model_sigstore
@@ -222,6 +223,22 @@ def register(app: typer.Typer) -> None:
         add_reviewer(roster_path, entry)
         console.print(
             f"added '{entry.id}' ({', '.join(entry.roles)}) to {roster_path}; "
+            "the roster is unsigned until `kfm roster sign`"
+        )
+
+    @roster.command("revoke")
+    def roster_revoke(
+        reviewer_id: str = typer.Option(..., "--id", help="Reviewer whose key to revoke."),
+        at: str | None = typer.Option(
+            None, "--at", help="ISO time the key stops being valid; default now."
+        ),
+        roster_path: Path = roster_option,
+    ) -> None:
+        """Revoke a reviewer's key from a time on; re-sign the roster (kfm roster sign) after."""
+        when = _parse_time(at, "--at") or datetime.now(UTC).replace(microsecond=0)
+        revoke_reviewer(roster_path, reviewer_id, when)
+        console.print(
+            f"revoked '{reviewer_id}' from {when.isoformat()} in {roster_path}; "
             "the roster is unsigned until `kfm roster sign`"
         )
 

@@ -27,6 +27,7 @@ from core.roster import (
     add_reviewer,
     load_roster,
     read_roster_unverified,
+    revoke_reviewer,
     sign_roster,
 )
 
@@ -223,6 +224,31 @@ def test_authorize_refuses_role_window_and_revocation(tmp_path: Path) -> None:
             trusted.authorize(actor, role, at)
         assert caught.value.field == field
     assert trusted.authorize("carol", "steward", T0 + 9 * day).id == "carol"
+
+
+def test_revoke_takes_effect_from_its_time(
+    roster_setup: tuple[Path, KeySigner, KeySigner], tmp_path: Path
+) -> None:
+    """After `revoke`, alice may act before the revocation time, not after; twice is refused."""
+    path, root, _ = roster_setup
+    day = timedelta(days=1)
+    revoke_reviewer(path, "alice", T0 + 10 * day)
+    with pytest.raises(RosterError):  # the edit invalidates the signature until re-signed
+        load_roster(path, root.public_key)
+    sign_roster(path, root)
+    trusted = load_roster(path, root.public_key)
+    assert trusted.authorize("alice", "council", T0 + 9 * day).id == "alice"
+    with pytest.raises(AuthorizationError) as caught:
+        trusted.authorize("alice", "council", T0 + 11 * day)
+    assert caught.value.field == "reviewers[alice].revoked"
+    with pytest.raises(RosterError, match="already revoked"):
+        revoke_reviewer(path, "alice", T0 + 12 * day)
+    with pytest.raises(RosterError, match="no such reviewer"):
+        revoke_reviewer(path, "mallory", T0)
+    result = CliRunner().invoke(
+        _app(), ["roster", "revoke", "--id", "nobody", "--roster", str(path)]
+    )
+    assert result.exit_code != 0
 
 
 def _app() -> typer.Typer:

@@ -334,13 +334,15 @@ def compute_validation_stats(
             for done, _ in enumerate(as_completed(futures), start=1):
                 if progress:
                     progress(done, total)
-            gathered: list[PartialStats] = client.gather(futures)
-            groups = [
-                merge_all(gathered[i : i + MERGE_GROUP]) for i in range(0, total, MERGE_GROUP)
-            ]
+            merged: PartialStats | None = None
+            for i in range(0, total, MERGE_GROUP):
+                group = futures[i : i + MERGE_GROUP]
+                merged = _fold(merged, merge_all(client.gather(group)))
+                for future in group:  # results leave the cluster's memory once folded
+                    future.release()
         else:
-            groups = _compute_local(parts, progress)
-        merged = merge_all(groups)
+            merged = _compute_local(parts, progress)
+        assert merged is not None  # blocks is not empty
         return ValidationStats(
             stats=merged,
             sample_hours=sample_hours(ds["time"].values),
@@ -351,17 +353,22 @@ def compute_validation_stats(
         ds.close()
 
 
-def _compute_local(parts: list[Any], progress: Progress | None) -> list[PartialStats]:
-    """Compute partials on two local threads, a group at a time, merging each group at once.
+def _fold(merged: PartialStats | None, group: PartialStats) -> PartialStats:
+    return group if merged is None else merged.merge(group)
 
-    Memory stays flat in the number of chunks, and the grouping is the one the cluster path
-    uses, so both give bit-identical sums.
+
+def _compute_local(parts: list[Any], progress: Progress | None) -> PartialStats:
+    """Compute partials on two local threads, a group at a time, folding each group in at once.
+
+    Memory stays flat in the number of chunks (one running total, one group), and the grouping
+    and left-to-right folding are the cluster path's, so both give bit-identical sums.
     """
-    groups: list[PartialStats] = []
+    merged: PartialStats | None = None
     for start in range(0, len(parts), MERGE_GROUP):
         group = parts[start : start + MERGE_GROUP]
         computed = dask.compute(*group, scheduler="threads", num_workers=min(2, len(group)))
-        groups.append(merge_all(list(computed)))
+        merged = _fold(merged, merge_all(list(computed)))
         if progress:
             progress(min(start + MERGE_GROUP, len(parts)), len(parts))
-    return groups
+    assert merged is not None
+    return merged

@@ -44,8 +44,9 @@ from core.errors import VerificationError
 MULTIHASH_SHA256_PREFIX = "1220"
 """Multihash prefix for SHA-256: function code 0x12, digest length 0x20 (32 bytes)."""
 
-CHUNK_SIZE = 8 * 1024 * 1024
-"""Bytes read per shard of a file; large enough to amortize syscalls, small enough for memory."""
+CHUNK_SIZE = 1024 * 1024
+"""Bytes read per shard of a file: amortizes syscalls while the buffer stays in the CPU cache
+(1 MiB hashed a 1 GiB file ~6% faster than 8 MiB here; see docs/benchmarks.md)."""
 
 DEFAULT_EXCLUDE: frozenset[str] = frozenset(
     {"model.sig", "integrity.json", ".git", ".gitattributes", ".github", ".gitignore"}

@@ -214,16 +214,27 @@ class _SqlLedger:
     _clock: Clock
     _retries = 20
 
+    _table: str  # the (qualified) table name
+    _mark: str  # the driver's parameter placeholder
+
     def _fetch_after(self, cursor: Any, seq: int) -> list[LedgerEntry]:
-        raise NotImplementedError
+        cursor.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM {self._table} WHERE seq > {self._mark} ORDER BY seq",
+            (seq,),
+        )
+        return [_row_entry(row) for row in cursor.fetchall()]
+
+    def _insert(self, cursor: Any, entries: Sequence[LedgerEntry]) -> None:
+        marks = ", ".join(self._mark for _ in COLUMNS)
+        cursor.executemany(
+            f"INSERT INTO {self._table} ({', '.join(COLUMNS)}) VALUES ({marks})",
+            [tuple(getattr(e, c) for c in COLUMNS) for e in entries],
+        )
 
     @contextmanager
     def _locked(self) -> Iterator[Any]:  # yields a cursor inside a locked transaction
         raise NotImplementedError
         yield
-
-    def _insert(self, cursor: Any, entries: Sequence[LedgerEntry]) -> None:
-        raise NotImplementedError
 
     def _is_conflict(self, error: BaseException) -> bool:
         raise NotImplementedError
@@ -278,6 +289,9 @@ def _row_entry(row: Sequence[Any]) -> LedgerEntry:
 
 class SQLiteLedger(_SqlLedger):
     """The default ledger: one SQLite file (WAL mode; writers serialized by BEGIN IMMEDIATE)."""
+
+    _table = "ledger"
+    _mark = "?"
 
     def __init__(self, path: Path | str, *, clock: Clock | None = None) -> None:
         self.path = Path(path)
@@ -338,19 +352,6 @@ class SQLiteLedger(_SqlLedger):
                     "cannot read the SQLite ledger", file=self.location, found=str(error)
                 ) from error
 
-    def _fetch_after(self, cursor: Any, seq: int) -> list[LedgerEntry]:
-        cursor.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE seq > ? ORDER BY seq", (seq,)
-        )
-        return [_row_entry(row) for row in cursor.fetchall()]
-
-    def _insert(self, cursor: Any, entries: Sequence[LedgerEntry]) -> None:
-        marks = ", ".join("?" for _ in COLUMNS)
-        cursor.executemany(
-            f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({marks})",
-            [tuple(getattr(e, c) for c in COLUMNS) for e in entries],
-        )
-
     def _is_conflict(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.IntegrityError | sqlite3.OperationalError)
 
@@ -366,6 +367,8 @@ class SQLiteLedger(_SqlLedger):
 
 class PostgresLedger(_SqlLedger):
     """The multi-user ledger: a PostgreSQL table; appends take an advisory transaction lock."""
+
+    _mark = "%s"
 
     def __init__(
         self,
@@ -390,7 +393,7 @@ class PostgresLedger(_SqlLedger):
         self._cache = []
         self._lock = threading.Lock()
         self._psycopg = psycopg
-        self._qualified = f'"{schema}"."{table}"'
+        self._table = f'"{schema}"."{table}"'
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"{schema}.{table}".encode()).digest()[:8], "big", signed=True
         )
@@ -400,7 +403,7 @@ class PostgresLedger(_SqlLedger):
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                 self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 self._conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._qualified} ("
+                    f"CREATE TABLE IF NOT EXISTS {self._table} ("
                     " seq BIGINT PRIMARY KEY, prev_hash TEXT NOT NULL UNIQUE,"
                     " entry_hash TEXT NOT NULL UNIQUE, recorded_at TEXT NOT NULL,"
                     " envelope TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,"
@@ -441,20 +444,6 @@ class PostgresLedger(_SqlLedger):
                     found=str(error).strip().splitlines()[0],
                 ) from error
 
-    def _fetch_after(self, cursor: Any, seq: int) -> list[LedgerEntry]:
-        cursor.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM {self._qualified} WHERE seq > %s ORDER BY seq",
-            (seq,),
-        )
-        return [_row_entry(row) for row in cursor.fetchall()]
-
-    def _insert(self, cursor: Any, entries: Sequence[LedgerEntry]) -> None:
-        marks = ", ".join("%s" for _ in COLUMNS)
-        cursor.executemany(
-            f"INSERT INTO {self._qualified} ({', '.join(COLUMNS)}) VALUES ({marks})",
-            [tuple(getattr(e, c) for c in COLUMNS) for e in entries],
-        )
-
     def _is_conflict(self, error: BaseException) -> bool:
         errors = self._psycopg.errors
         return isinstance(error, errors.UniqueViolation | errors.SerializationFailure)
@@ -462,7 +451,7 @@ class PostgresLedger(_SqlLedger):
     def execute_unchecked(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run raw SQL (``{table}`` is replaced by the qualified table name); tests tamper so."""
         with self._lock:
-            self._conn.execute(sql.replace("{table}", self._qualified), tuple(params))
+            self._conn.execute(sql.replace("{table}", self._table), tuple(params))
         self._cache = []
 
     def drop(self) -> None:

@@ -184,22 +184,28 @@ class LineageIds:
 
 
 # --------------------------------------------------------------------------- the document
-def training_document(candidate: Candidate) -> ProvDocument:
-    """The candidate's training PROV as a ``prov`` document."""
+def read_prov_json(text: str, *, file: str, what: str) -> ProvDocument:
+    """Parse PROV-JSON text with ``prov``, translating its many error kinds into one."""
     try:
-        doc = ProvDocument.deserialize(
-            content=json.dumps(candidate.provenance.document), format="json"
-        )
+        doc = ProvDocument.deserialize(content=text, format="json")
     except Exception as error:  # prov raises many kinds on bad input; translate at the edge
         raise DescribeError(
-            "training provenance is not readable PROV-JSON",
-            file="provenance/training.prov.json",
+            f"{what} is not readable PROV-JSON",
+            file=file,
             found=f"{type(error).__name__}: {str(error)[:160]}",
         ) from error
     if not isinstance(doc, ProvDocument):
-        raise DescribeError(
-            "training provenance is not a PROV document", file="provenance/training.prov.json"
-        )
+        raise DescribeError(f"{what} is not a PROV document", file=file)
+    return doc
+
+
+def training_document(candidate: Candidate) -> ProvDocument:
+    """The candidate's training PROV as a ``prov`` document."""
+    doc = read_prov_json(
+        json.dumps(candidate.provenance.document),
+        file="provenance/training.prov.json",
+        what="training provenance",
+    )
     doc.add_namespace("kfm", KFM_NS)
     return doc
 

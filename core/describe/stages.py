@@ -27,8 +27,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prov.model import ProvDocument
-
 from core.candidate import Candidate
 from core.describe.lineage import (
     AgentRef,
@@ -38,6 +36,7 @@ from core.describe.lineage import (
     add_stage,
     model_entity_id,
     prov_json,
+    read_prov_json,
     training_document,
     training_end,
 )
@@ -271,16 +270,7 @@ def lineage_with_decisions(
     text = (
         provenance_json.decode("utf-8") if isinstance(provenance_json, bytes) else provenance_json
     )
-    try:
-        doc = ProvDocument.deserialize(content=text, format="json")
-    except Exception as error:  # prov raises many kinds on bad input; translate at the edge
-        raise DescribeError(
-            "stored provenance is not readable PROV-JSON",
-            file="provenance.json",
-            found=f"{type(error).__name__}: {str(error)[:160]}",
-        ) from error
-    if not isinstance(doc, ProvDocument):
-        raise DescribeError("stored provenance is not a PROV document", file="provenance.json")
+    doc = read_prov_json(text, file="provenance.json", what="stored provenance")
     ids = LineageIds.from_tag(f"{name}-{version}")
     push = ids.activity("push")
     informed = (push,) if doc.get_record(push) else ()

@@ -153,7 +153,15 @@ def load_signer(path: Path, passphrase: str | bytes, *, key_id: str | None = Non
         ) from error
     except ValueError as error:
         message = str(error)
-        wrong = "password" in message.lower() or "decrypt" in message.lower()
+        # A wrong passphrase usually fails the decryption ("bad decrypt"), but now and then it
+        # decrypts to padding-valid garbage that then fails to parse as a key: for an encrypted
+        # PEM with a passphrase given, both mean the passphrase is wrong.
+        encrypted = b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
+        wrong = (
+            "password" in message.lower()
+            or "decrypt" in message.lower()
+            or (encrypted and bool(secret))
+        )
         raise KeyError_(
             "wrong passphrase" if wrong else "not a PEM private key",
             file=str(path),

@@ -310,3 +310,11 @@ def test_cli_keys_roster_add_sign_verify_show(tmp_path: Path) -> None:
     )  # fmt: skip
     assert isinstance(result.exception, RosterError)
     assert "roles among" in str(result.exception)
+
+
+def test_every_wrong_passphrase_is_named_as_such(tmp_path: Path) -> None:
+    """A wrong passphrase that decrypts to unparseable bytes (~1 in 200) is still 'wrong passphrase'."""
+    paths = generate_key_pair("k", tmp_path / "keys", "right")
+    for attempt in range(600):
+        with pytest.raises(KeyError_, match="wrong passphrase"):
+            load_signer(paths.private_key, f"wrong-{attempt}")

@@ -18,14 +18,14 @@ from typing import Any
 
 import streamlit as st
 
-from core.decisions import DecisionRecord, EvidenceRef, sign_decision
+from core.decisions.engine import DecisionEngine
+from core.decisions.ledger import LedgerEntry
+from core.decisions.records import DecisionRecord, EvidenceRef, sign_decision
+from core.decisions.replay import ALLOWED_ROLES, ChannelState
+from core.decisions.verify import verify_ledger
+from core.describe.graph import prov_to_dot
 from core.errors import KfmError, RegistryError
-from core.keys import load_signer
-from core.ledger import LedgerEntry
-from core.ledger_verify import verify_ledger
-from core.provgraph import prov_to_dot
-from core.replay import ALLOWED_ROLES, ChannelState
-from core.triggers import DecisionEngine
+from core.signing.keys import load_signer
 from core.workspace import Workspace
 
 WORKSPACE_ENV = "KFM_WORKSPACE"
@@ -199,7 +199,7 @@ def timeline(version: str | None = None, limit: int = 500) -> list[dict[str, Any
 
 
 def _reason(envelope: dict[str, Any]) -> str:
-    from core.decisions import read_statement
+    from core.decisions.records import read_statement
 
     try:
         return read_statement(envelope).reason
@@ -363,7 +363,7 @@ def monitoring_runs(version: str) -> list[dict[str, Any]]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _monitoring_runs(root: str, version: str, head: int) -> list[dict[str, Any]]:
     del root, head
-    from core.monitoring_flow import run_history
+    from core.monitoring.record import run_history
 
     eng = engine()
     try:

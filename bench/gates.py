@@ -76,7 +76,7 @@ def write_synthetic(template: Path, out: Path, samples: int, seed: int = 0) -> i
 
 
 def run_gates_worker(candidate: Path, chunk_times: int) -> dict[str, float]:
-    from core.candidate import load_candidate
+    from core.candidate.load import load_candidate
     from core.gates import run_gates
     from core.policy import load_policy
 
@@ -96,11 +96,11 @@ def run_gates_worker(candidate: Path, chunk_times: int) -> dict[str, float]:
 def run_numpy_worker(candidate: Path) -> dict[str, float]:
     import xarray as xr
 
-    from core.candidate import load_candidate
-    from core.drift import drift_report
-    from core.features import feature_block
+    from core.candidate.features import feature_block
+    from core.candidate.inference import make_session, run_matrix
+    from core.candidate.load import load_candidate
+    from core.gates.drift_stats import drift_report
     from core.gates.stats import sampled_features
-    from core.inference import make_session, run_matrix
 
     c = load_candidate(candidate)
     start = time.perf_counter()
@@ -148,11 +148,9 @@ def run_numpy_worker(candidate: Path) -> dict[str, float]:
         (w * np.maximum(pred - 273.15, 0)).sum() - (w * np.maximum(obs - 273.15, 0)).sum()
     )
 
-    class _Ctx:  # the drift subsample the gate uses, for the same work
-        candidate = c
-
-    ref_m, _ = sampled_features(c.reference_path, _Ctx, 200_000)  # type: ignore[arg-type]
-    bat_m, _ = sampled_features(c.validation_path, _Ctx, 200_000)  # type: ignore[arg-type]
+    # the drift subsample the gate uses, for the same work
+    ref_m, _ = sampled_features(c.reference_path, features, 200_000)
+    bat_m, _ = sampled_features(c.validation_path, features, 200_000)
     drift_report(ref_m, bat_m, [f.name for f in features])
     out["seconds"] = time.perf_counter() - start
     return out
@@ -202,7 +200,7 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    from core.reference import build_reference_candidate
+    from core.demo.reference import build_reference_candidate
 
     print(
         f"python {platform.python_version()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"

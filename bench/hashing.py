@@ -7,8 +7,8 @@ Usage::
 Writes each bundle in a temporary directory (deleted afterwards), then times, on the same
 warm page cache and in the same run:
 
-- hash:   ``core.digests.hash_directory``   | ``sha256sum FILES``    | ``model_signing.hashing``
-- verify: ``core.signing.check_model``      | ``sha256sum -c``       | ``model_signing.verifying``
+- hash:   ``core.signing.digests.hash_directory``   | ``sha256sum FILES``    | ``model_signing.hashing``
+- verify: ``core.signing.bundle.check_model``      | ``sha256sum -c``       | ``model_signing.verifying``
           (signature + every digest + names)                        (EC key, file serialization)
 
 Two layouts: ``sharded`` (a small ONNX graph plus four external-weight files, the usual shape of
@@ -39,9 +39,9 @@ from model_signing import hashing as ms_hashing  # noqa: E402
 from model_signing import signing as ms_signing  # noqa: E402
 from model_signing import verifying as ms_verifying  # noqa: E402
 
-from core.digests import hash_directory  # noqa: E402
-from core.keys import KeySigner  # noqa: E402
-from core.signing import check_model, sign_model  # noqa: E402
+from core.signing.bundle import check_model, sign_model  # noqa: E402
+from core.signing.digests import hash_directory  # noqa: E402
+from core.signing.keys import KeySigner  # noqa: E402
 
 MIB = 1024 * 1024
 BLOCK = 64 * MIB

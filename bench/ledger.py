@@ -20,14 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.decisions import ModelSubject, envelope_from_dict  # noqa: E402
-from core.keys import dsse_public_key  # noqa: E402
-from core.ledger import SQLiteLedger  # noqa: E402
-from core.ledger_verify import verify_ledger  # noqa: E402
+from core.decisions.ledger import SQLiteLedger  # noqa: E402
+from core.decisions.records import envelope_from_dict  # noqa: E402
+from core.decisions.replay import VersionFacts, replay  # noqa: E402
+from core.decisions.verify import verify_ledger  # noqa: E402
 from core.policy import DecisionPolicy  # noqa: E402
-from core.registry import INDEX, Registry  # noqa: E402
-from core.replay import VersionFacts, replay  # noqa: E402
-from core.storage import LocalStore  # noqa: E402
+from core.registry.stores import LocalStore  # noqa: E402
+from core.registry.versions import INDEX, Registry  # noqa: E402
+from core.signing.digests import ModelSubject  # noqa: E402
+from core.signing.keys import dsse_public_key  # noqa: E402
 from core.testing import make_governance, signed_decision  # noqa: E402
 
 SUBJECT = ModelSubject(name="bench", root_digest="a" * 64, manifest_digest="b" * 64)

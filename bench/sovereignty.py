@@ -7,7 +7,7 @@ regions nothing is indexed):
   A. release-shaped: 40,000 grid points x 25 time steps = 1,000,000 (point, time) samples;
   B. 1,000,000 distinct locations x 1 time step (no repeated locations to share work).
 Baseline, in the same run: per sample ``h3.latlng_to_cell`` at res 9 and ``h3.cell_to_parent``
-to the tier resolution, then the same numpy grouping. The screen (``core.sovereignty``) indexes
+to the tier resolution, then the same numpy grouping. The screen (``core.sovereignty.generalize``) indexes
 each grid point once, directly at the tier resolution, and aggregates time in numpy.
 """
 
@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.policy import ScreeningPolicy  # noqa: E402
-from core.regions import regions_from_geojson  # noqa: E402
-from core.sovereignty import screen_field  # noqa: E402
+from core.sovereignty.generalize import screen_field  # noqa: E402
+from core.sovereignty.regions import regions_from_geojson  # noqa: E402
 
 REGION = {
     "type": "FeatureCollection",
@@ -87,7 +87,7 @@ def run(label: str, n_points: int, n_time: int) -> None:
     moved = sum(a != b for a, b in zip(direct, rolled, strict=True)) / len(direct)
     print(f"{label}: {n_points:,} points x {n_time} steps = {n_points * n_time:,} samples")
     print(
-        f"  screen_field (core.sovereignty) {screen_s:7.3f} s   cells {cells:,} "
+        f"  screen_field (core.sovereignty.generalize) {screen_s:7.3f} s   cells {cells:,} "
         f"(published {report.cells_published:,})"
     )
     print(

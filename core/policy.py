@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import PolicyError
-
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "governance" / "policy.toml"
+from core.resources import DEFAULT_POLICY_PATH
 
 TIERS = ("internal", "public-generalized", "restricted", "withheld")
 

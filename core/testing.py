@@ -1,7 +1,7 @@
 """In-memory fakes of the outside world, shipped with the engine for tests and the dashboard.
 
-- :class:`MemoryStore` — an :class:`core.storage.ObjectStore` in a dict.
-- :class:`MemoryLedger` — a :class:`core.ledger.Ledger` in a list, serialized by a lock.
+- :class:`MemoryStore` — an :class:`core.registry.stores.ObjectStore` in a dict.
+- :class:`MemoryLedger` — a :class:`core.decisions.ledger.Ledger` in a list, serialized by a lock.
 - :func:`make_governance` — fresh P-256 keys for a set of reviewers and a roster signed by a
   fresh root key, as a :class:`Governance` (signers by id + the trusted roster).
 - :func:`write_version_dir` — a small directory in registry layout, for pushes.
@@ -19,12 +19,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from securesystemslib.dsse import Envelope
 
-from core.decisions import DecisionRecord, ModelSubject, envelope_to_dict, sign_decision
+from core.decisions.ledger import Clock, Decide, LedgerEntry, chain
+from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
+from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
-from core.keys import KeySigner, public_key_pem
-from core.ledger import Clock, Decide, LedgerEntry, chain
-from core.roster import TrustedRoster, sign_roster_data, verify_roster_data
-from core.storage import ObjectExists, _check_key
+from core.registry.stores import ObjectExists, _check_key
+from core.signing.digests import ModelSubject
+from core.signing.keys import KeySigner, public_key_pem
 
 
 class MemoryStore:

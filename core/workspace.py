@@ -28,16 +28,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.decisions.ledger import Clock, Ledger, open_ledger
+from core.decisions.roster import RosterEntry, TrustedRoster, add_reviewer, load_roster, sign_roster
 from core.errors import KfmError, WorkspaceError
-from core.keys import KeySigner, generate_key_pair, load_public_key, load_signer, public_key_pem
-from core.ledger import Clock, Ledger, open_ledger
 from core.policy import DEFAULT_POLICY_PATH, Policy, load_policy
-from core.registry import Registry
-from core.roster import RosterEntry, TrustedRoster, add_reviewer, load_roster, sign_roster
-from core.storage import open_store
+from core.registry.stores import open_store
+from core.registry.versions import Registry
+from core.signing.keys import (
+    KeySigner,
+    generate_key_pair,
+    load_public_key,
+    load_signer,
+    public_key_pem,
+)
 
 if TYPE_CHECKING:
-    from core.triggers import DecisionEngine
+    from core.decisions.engine import DecisionEngine
 
 CONFIG_NAME = "kfm.toml"
 DEFAULT_DIR = ".kfm"
@@ -176,7 +182,7 @@ class Workspace:
 
     def decision_engine(self, pipeline_passphrase: str | None = None) -> DecisionEngine:
         """The decision engine over this workspace; with the pipeline key when given its passphrase."""
-        from core.triggers import DecisionEngine
+        from core.decisions.engine import DecisionEngine
 
         return DecisionEngine(
             ledger=self.ledger(),

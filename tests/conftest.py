@@ -14,7 +14,7 @@ STANDARDS = REPO_ROOT.parent / "shared" / "standards"
 @pytest.fixture(scope="session")
 def reference_candidate_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference candidate, built once; tests must not modify it (use ``candidate``)."""
-    from core.reference import build_reference_candidate
+    from core.demo.reference import build_reference_candidate
 
     return build_reference_candidate(tmp_path_factory.mktemp("reference") / "candidate")
 

@@ -23,9 +23,9 @@ import shapely
 from shapely.geometry import Polygon, mapping
 
 from core.ci.report import CiCheck, CiFailure
-from core.h3grid import cells_overlapping, grid_disks, latlng_to_cells
 from core.policy import ScreeningPolicy
-from core.regions import RegionSet
+from core.sovereignty.h3grid import cells_overlapping, grid_disks, latlng_to_cells
+from core.sovereignty.regions import RegionSet
 
 MAX_FAILURES = 50
 

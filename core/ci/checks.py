@@ -11,13 +11,14 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from core.ci.report import CiCheck, CiFailure
+from core.ci.report import CHECK_TITLES, CiCheck, CiFailure
 from core.errors import KfmError
 
 SCHEMA_FILES: dict[str, str] = {
@@ -75,7 +76,7 @@ def schema_failures(data: Any, schema: Mapping[str, Any], *, file: str) -> list[
 def metadata_schema_check(root: Path, schema_dir: Path, standards: Path | None) -> CiCheck:
     """The candidate's JSON files against ``schemas/`` (and its PROV-JSON against the W3C
     PROV-JSON schema when the standards directory is there), then the loader's checks."""
-    from core.candidate import check_candidate
+    from core.candidate.load import check_candidate
     from core.jsonio import read_json_file
 
     failures: list[CiFailure] = []
@@ -152,8 +153,8 @@ def stac_item_check(
     built: bool = False,
 ) -> CiCheck:
     """STAC core + MLM (offline, bundled schemas) + the ``kfm:`` extension + asset files."""
+    from core.candidate.schemas import SCHEMA_BASE_URI
     from core.describe import KFM_EXTENSION_URI, check_item_assets, check_item_extension
-    from core.schemas import SCHEMA_BASE_URI
 
     title = "STAC item correctness"
     if not isinstance(item, dict):
@@ -255,7 +256,7 @@ def gate_check(
 ) -> CiCheck:
     """Run the named gates of the policy (the gate stage's own classes) as one CI check.
 
-    ``candidate`` is a :class:`core.candidate.Candidate` or an object with the same attributes
+    ``candidate`` is a :class:`core.candidate.load.Candidate` or an object with the same attributes
     the gates read (see :mod:`core.ci.version`).
     """
     from core.gates import GATES, GateContext
@@ -364,7 +365,7 @@ def compare_builds(
 
 def deployment_hash_check(first: Path, second: Path) -> CiCheck:
     """Sign-independent manifest digest of two stagings of the same inputs must be equal."""
-    from core.digests import compare_manifests, hash_directory
+    from core.signing.digests import compare_manifests, hash_directory
 
     a, b = hash_directory(first), hash_directory(second)
     failures = [
@@ -435,3 +436,31 @@ def inference_check(
         tuple(failures),
         details={"max_abs_diff": worst, "tolerance": tolerance, "units": units},
     )
+
+
+def stored_comparisons(stored: Path, fresh: Path, layout: str, describe: str) -> list[CiCheck]:
+    """Deployment hash and rebuild of one fresh staging against the stored version."""
+    deployment = deployment_hash_check(stored, fresh / layout)
+    deployment = replace(
+        deployment,
+        measured=deployment.measured.replace("second staging", "fresh staging"),
+    )
+    failures: list[CiFailure] = []
+    count = 0
+    for name in ("model.stac.json", "provenance.json"):
+        first = {name: tree_digests(stored).get(name, "")}
+        second = {name: tree_digests(fresh / describe).get(name, "")}
+        failures += compare_builds(first, second, prefix="")
+        count += 1
+    a = tree_digests(stored / "sovereignty")
+    b = tree_digests(fresh / layout / "sovereignty")
+    failures += compare_builds(a, b, prefix="sovereignty/")
+    count += len(a)
+    rebuild = CiCheck(
+        "rebuild",
+        CHECK_TITLES["rebuild"],
+        f"{count} stored describe and screen files rebuilt from the stored inputs in a fresh "
+        "process, compared byte for byte",
+        tuple(failures),
+    )
+    return [deployment, rebuild]

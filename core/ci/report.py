@@ -12,6 +12,19 @@ from typing import Any
 
 from core.errors import KfmError
 
+# The specification's CI checks, in the order they are reported.
+CHECK_TITLES: dict[str, str] = {
+    "metadata-schema": "Deployment metadata schema",
+    "stac-item": "STAC item correctness",
+    "xai": "XAI completeness",
+    "telemetry": "Telemetry completeness",
+    "fair-care": "FAIR+CARE compliance",
+    "sovereignty": "Sovereignty boundary safety",
+    "deployment-hash": "Repeatable deployment hash",
+    "rebuild": "Rebuild reproducibility",
+    "inference": "Inference determinism",
+}
+
 
 class CiError(KfmError):
     """``kfm ci`` cannot run at all (no such version, unreadable options)."""

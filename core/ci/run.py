@@ -31,13 +31,14 @@ from core.ci.checks import (
     metadata_schema_check,
     short,
     stac_item_check,
+    stored_comparisons,
     tree_digests,
 )
-from core.ci.report import CiCheck, CiFailure, CiReport
+from core.ci.report import CHECK_TITLES, CiCheck, CiFailure, CiReport
 from core.ci.stage import DESCRIBE, LAYOUT
 from core.errors import KfmError
 from core.policy import DEFAULT_POLICY_PATH
-from core.screening import DEFAULT_RESOLUTION_DEG
+from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_REGIONS_PATH = DEFAULT_POLICY_PATH.parent / "regions.geojson"
@@ -47,18 +48,6 @@ DEFAULT_TOLERANCE = 1e-4
 onnxruntime on several threads add in another order (measured: 3.05e-5 K = 1 ulp)."""
 DEFAULT_THREADS = (1, 2, 4)
 Progress = Callable[[str], None]
-
-CHECK_TITLES: dict[str, str] = {
-    "metadata-schema": "Deployment metadata schema",
-    "stac-item": "STAC item correctness",
-    "xai": "XAI completeness",
-    "telemetry": "Telemetry completeness",
-    "fair-care": "FAIR+CARE compliance",
-    "sovereignty": "Sovereignty boundary safety",
-    "deployment-hash": "Repeatable deployment hash",
-    "rebuild": "Rebuild reproducibility",
-    "inference": "Inference determinism",
-}
 
 
 @dataclass(frozen=True)
@@ -153,11 +142,10 @@ def run_checks(
     version's files, :mod:`core.ci.version`): one staging with the stored ``signature``,
     compared with the stored files; the STAC and sovereignty checks read the stored outputs.
     """
-    from core.candidate import load_candidate
-    from core.ci.version import stored_comparisons
+    from core.candidate.load import load_candidate
+    from core.candidate.schemas import SCHEMA_DIR
     from core.policy import load_policy
-    from core.regions import load_regions
-    from core.schemas import SCHEMA_DIR
+    from core.sovereignty.regions import load_regions
 
     checks: list[CiCheck] = []
     say("staging the deployment in fresh processes")
@@ -304,7 +292,7 @@ def _gate_check(
 def _inference(setup: dict[str, Any], opts: CiOptions) -> CiCheck:
     import xarray as xr
 
-    from core.inference import make_session, predict_dataset
+    from core.candidate.inference import make_session, predict_dataset
 
     if "error" in setup:
         return failed_check("inference", setup["error"])
@@ -333,7 +321,7 @@ def _stac(
     error: CiFailure | None,
     stored: bool = False,
 ) -> CiCheck:
-    from core.schemas import SCHEMA_DIR
+    from core.candidate.schemas import SCHEMA_DIR
 
     candidate = setup.get("candidate")
     if not stored and candidate is not None and candidate.stac_item is not None:

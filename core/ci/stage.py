@@ -12,7 +12,7 @@ Output folder::
                sovereignty/{published.geojson, report.json, sovereignty_conflict.json, care.json}
     describe/  model.stac.json, provenance.json, provenance.provn, provenance.ttl
 
-The sovereignty stage runs through :func:`core.screening.screen_candidate`, the function
+The sovereignty stage runs through :func:`core.sovereignty.screen.screen_candidate`, the function
 ``kfm deploy`` and ``kfm screen`` use, so what CI checks is what deploy would push.
 """
 
@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.screening import DEFAULT_RESOLUTION_DEG
+from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
 LAYOUT = "layout"
 DESCRIBE = "describe"
@@ -45,15 +45,15 @@ def stage_deployment(
     ``signature`` is a ``model.sig`` made for this candidate elsewhere (a registry version's):
     it is recorded in the lineage and laid out, as ``kfm deploy`` does after signing a copy.
     """
-    from core.candidate import load_candidate
+    from core.candidate.load import load_candidate
     from core.describe import describe_candidate
     from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
     from core.describe.stages import deployment_stages
     from core.gates import run_gates
     from core.jsonio import dumps
     from core.policy import load_policy
-    from core.regions import load_regions
-    from core.screening import screen_candidate
+    from core.sovereignty.regions import load_regions
+    from core.sovereignty.screen import screen_candidate
 
     candidate = load_candidate(candidate_dir)
     policy = load_policy(policy_path)
@@ -82,7 +82,7 @@ def stage_deployment(
         shutil.copyfile(signed, layout / SIGNATURE_FILE)
         if (candidate.root / INTEGRITY_FILE).is_file():
             shutil.copyfile(candidate.root / INTEGRITY_FILE, layout / INTEGRITY_FILE)
-    for name in ("model_metadata.json", "model_summary.json"):  # as core.deploy lays it out
+    for name in ("model_metadata.json", "model_summary.json"):  # as core.pipeline lays it out
         shutil.copyfile(candidate.root / name, layout / name)
     for folder in ("xai", "telemetry", "data", "provenance"):
         if (candidate.root / folder).is_dir():

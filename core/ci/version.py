@@ -5,7 +5,7 @@ included; older versions lack ``provenance/training.prov.json``, rebuilt here fr
 lineage), plus what deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``,
 ``sovereignty/``):
 
-1. :meth:`core.registry.Registry.verify` re-hashes every stored file against the version
+1. :meth:`core.registry.versions.Registry.verify` re-hashes every stored file against the version
    record (check ``registry``; a tampered file is named there);
 2. :func:`fetch_version` writes the stored files into ``stored/`` and a candidate-shaped copy
    into ``candidate/`` (signature and integrity record included; ``provenance/training.prov.json``
@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.ci.checks import compare_builds, deployment_hash_check, tree_digests
+from core.ci import run as ci_run
 from core.ci.report import CiCheck, CiError, CiFailure, CiReport
 
 PROV_ELEMENTS = ("prefix", "entity", "activity", "agent")
@@ -157,8 +157,6 @@ def run_ci_version(
     progress: Progress | None = None,
 ) -> CiReport:
     """Every CI check on a registry version (see the module docstring)."""
-    from core.ci import run as ci_run
-
     opts = options or ci_run.CiOptions()
     say = progress or (lambda _step: None)
     say("re-hashing the stored files")
@@ -178,33 +176,3 @@ def run_ci_version(
         )
     checks = [integrity, *report.checks]
     return CiReport(target=f"registry version {version}", checks=tuple(checks))
-
-
-def stored_comparisons(stored: Path, fresh: Path, layout: str, describe: str) -> list[CiCheck]:
-    """Deployment hash and rebuild of one fresh staging against the stored version."""
-    from core.ci.run import CHECK_TITLES
-
-    deployment = deployment_hash_check(stored, fresh / layout)
-    deployment = replace(
-        deployment,
-        measured=deployment.measured.replace("second staging", "fresh staging"),
-    )
-    failures: list[CiFailure] = []
-    count = 0
-    for name in ("model.stac.json", "provenance.json"):
-        first = {name: tree_digests(stored).get(name, "")}
-        second = {name: tree_digests(fresh / describe).get(name, "")}
-        failures += compare_builds(first, second, prefix="")
-        count += 1
-    a = tree_digests(stored / "sovereignty")
-    b = tree_digests(fresh / layout / "sovereignty")
-    failures += compare_builds(a, b, prefix="sovereignty/")
-    count += len(a)
-    rebuild = CiCheck(
-        "rebuild",
-        CHECK_TITLES["rebuild"],
-        f"{count} stored describe and screen files rebuilt from the stored inputs in a fresh "
-        "process, compared byte for byte",
-        tuple(failures),
-    )
-    return [deployment, rebuild]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.candidate import check_candidate
+from core.candidate.load import check_candidate
 from core.cli._output import console, print_json
 
 
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         version: str = typer.Option("1.0.0", help="Version to give the model."),
     ) -> None:
         """Build the reference candidate from real NCEP/NCAR reanalysis (hvsampledata)."""
-        from core.reference import build_reference_candidate
+        from core.demo.reference import build_reference_candidate
 
         with console.status("training the reference downscaler and exporting it to ONNX..."):
             path = build_reference_candidate(out, version=version)

@@ -17,10 +17,10 @@ from core.cli.workspace import (
     read_passphrase,
     workspace_option,
 )
-from core.decisions import DecisionRecord, envelope_to_dict, sign_decision
+from core.decisions.engine import DecisionEngine
+from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
 from core.errors import AuthorizationError, LedgerError
-from core.keys import load_signer
-from core.triggers import DecisionEngine
+from core.signing.keys import load_signer
 from core.workspace import Workspace
 
 

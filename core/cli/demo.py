@@ -1,6 +1,6 @@
 """``kfm demo``: the main job — build a complete demo workspace, then serve the dashboard on it.
 
-The building is :func:`core.demo.build_demo`; this module shows its progress, prints who is who
+The building is :func:`core.demo.build.build_demo`; this module shows its progress, prints who is who
 (with the demo-only passphrases) and runs Streamlit on loopback unless ``--no-serve``.
 """
 
@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from core.cli._output import console, err_console, print_json
-from core.demo import (
+from core.demo.build import (
     APP_ENTRY,
     DEMO_STEPS,
     DemoError,

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         """load → gates → sign → sovereignty → describe → push → signed gates-attested/registered.
 
         Exit 1 when a gate blocks (nothing is pushed or recorded)."""
-        from core.deploy import deploy_candidate
+        from core.pipeline import deploy_candidate
 
         ws = open_workspace(workspace)
         engine = build_engine(ws, with_pipeline=True)

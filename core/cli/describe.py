@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the STAC item (MLM) and the PROV lineage (JSON, PROV-N, Turtle); exit 1 when a
         check fails (asset checksums, time order, PROV consistency)."""
-        from core.candidate import load_candidate
+        from core.candidate.load import load_candidate
         from core.describe import describe_candidate, read_stages
 
         candidate = load_candidate(directory)

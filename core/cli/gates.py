@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Run the gates; exit 0 when every gate passes, 1 when promotion is blocked."""
-        from core.candidate import load_candidate
+        from core.candidate.load import load_candidate
         from core.gates import run_gates, write_report
         from core.policy import load_policy
 
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         candidate = load_candidate(directory)
         region_set = None
         if regions is not None:
-            from core.regions import load_regions
+            from core.sovereignty.regions import load_regions
 
             region_set = load_regions(regions)
         with Progress(

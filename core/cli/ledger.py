@@ -9,9 +9,9 @@ from rich.table import Table
 
 from core.cli._output import console, print_json
 from core.cli.workspace import open_workspace, workspace_option
-from core.decisions import ModelSubject
+from core.decisions.verify import verify_ledger
 from core.errors import RegistryError
-from core.ledger_verify import verify_ledger
+from core.signing.digests import ModelSubject
 
 
 def register(app: typer.Typer) -> None:

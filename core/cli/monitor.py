@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from core.cli._output import console, print_json
 from core.cli.decide import build_engine
 from core.cli.workspace import open_workspace, workspace_option
-from core.telemetry import TelemetryConfig
+from core.monitoring.otel import TelemetryConfig
 
 
 class _RunByDefault(TyperGroup):
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     ) -> None:
         """Run VERSION on a batch; a drift or energy breach of the production version rolls it back."""
-        from core.monitoring_flow import monitor_version
+        from core.monitoring.record import monitor_version
 
         ws = open_workspace(workspace)
         engine = build_engine(ws, with_pipeline=True)
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
         """List VERSION's monitoring runs with drift per feature, energy and carbon."""
-        from core.monitoring_flow import run_history
+        from core.monitoring.record import run_history
 
         ws = open_workspace(workspace)
         rows = run_history(build_engine(ws, with_pipeline=False), version)
@@ -118,9 +118,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a real monitoring batch derived from a candidate's held-out reanalysis times."""
-        from core.batches import BATCH_KINDS, make_batch
-        from core.candidate import load_candidate
+        from core.candidate.load import load_candidate
         from core.errors import InferenceError
+        from core.monitoring.batches import BATCH_KINDS, make_batch
 
         if kind not in BATCH_KINDS:
             raise InferenceError(

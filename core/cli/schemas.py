@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from core.candidate.schemas import SCHEMA_DIR, export_schemas, stale_schemas
 from core.cli._output import console
-from core.schemas import SCHEMA_DIR, export_schemas, stale_schemas
 
 
 def register(app: typer.Typer) -> None:

@@ -13,16 +13,7 @@ import typer
 from rich.table import Table
 
 from core.cli._output import console, print_json
-from core.errors import KeyError_, RosterError
-from core.keys import (
-    KeySigner,
-    generate_key_pair,
-    load_public_key,
-    load_signer,
-    passphrase_from_env,
-    public_key_pem,
-)
-from core.roster import (
+from core.decisions.roster import (
     DEFAULT_ROSTER_PATH,
     ROLES,
     RosterEntry,
@@ -33,7 +24,16 @@ from core.roster import (
     revoke_reviewer,
     sign_roster,
 )
-from core.signing import check_model, sign_model, sign_model_sigstore
+from core.errors import KeyError_, RosterError
+from core.signing.bundle import check_model, sign_model, sign_model_sigstore
+from core.signing.keys import (
+    KeySigner,
+    generate_key_pair,
+    load_public_key,
+    load_signer,
+    passphrase_from_env,
+    public_key_pem,
+)
 
 PASSPHRASE_ENV_HELP = "Read the passphrase from this environment variable instead of a prompt."
 

@@ -9,8 +9,8 @@ from rich.table import Table
 
 from core.cli._output import console, print_json
 from core.policy import DEFAULT_POLICY_PATH, ScreeningPolicy, load_policy
-from core.regions import load_regions
-from core.screening import DEFAULT_RESOLUTION_DEG
+from core.sovereignty.regions import load_regions
+from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +30,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Screen the model's outputs over its validation period: H3 inside regions, native outside."""
-        from core.candidate import load_candidate
-        from core.screening import screen_candidate
-        from core.sovereignty import screen_report
+        from core.candidate.load import load_candidate
+        from core.sovereignty.generalize import screen_report
+        from core.sovereignty.screen import screen_candidate
 
         if policy_file is not None or DEFAULT_POLICY_PATH.exists():
             policy = load_policy(policy_file).screening

@@ -16,7 +16,7 @@ import typer
 
 from core.cli._output import console, print_json
 from core.errors import KeyError_
-from core.keys import passphrase_from_env
+from core.signing.keys import passphrase_from_env
 from core.workspace import Workspace, init_workspace, resolve_workspace_path
 
 WORKSPACE_HELP = "Workspace directory (default: $KFM_WORKSPACE, else ./.kfm)."

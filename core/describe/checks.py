@@ -24,8 +24,8 @@ from prov.model import (
 )
 
 from core.describe.extension import kfm_field_errors
-from core.digests import sha256_file
 from core.errors import DescribeError, KfmError
+from core.signing.digests import sha256_file
 
 Interval = tuple[datetime, datetime]
 

@@ -179,7 +179,7 @@ def _fields() -> dict[str, Any]:
 def _care() -> dict[str, Any]:
     """``kfm:care``: the candidate's declared CARE metadata merged with the screen's block.
 
-    The screen's part is built by :func:`core.care.care_metadata` (its docstring shows it);
+    The screen's part is built by :func:`core.sovereignty.care.care_metadata` (its docstring shows it);
     ``authority_to_control`` at the top is the candidate's declared statement, the per-region
     authority (steward, consent, what is published) is ``screening.authority_to_control``.
     """

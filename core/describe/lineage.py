@@ -25,11 +25,13 @@ from typing import Any, Literal
 from prov.model import PROV_LABEL, PROV_TYPE, ProvDocument, ProvRecord
 from pydantic import Field, ValidationError, model_validator
 
-from core.candidate import Candidate
-from core.digests import sha256_file
+from core.candidate.load import Candidate
+from core.candidate.models import AwareDatetime, ModelMetadata, Record
 from core.errors import DescribeError
-from core.models import AwareDatetime, ModelMetadata, Record
-from core.reference_prov import KFM_NS
+from core.signing.digests import sha256_file
+
+KFM_NS = "https://kfm.example/ns#"
+"""The project's PROV namespace (prefix ``kfm``); training records must declare it."""
 
 QNAME = r"^kfm:[A-Za-z0-9][A-Za-z0-9._/\-]*$"
 Scalar = str | int | float | bool

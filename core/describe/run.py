@@ -9,7 +9,7 @@ from typing import Any
 
 from prov.model import ProvDocument
 
-from core.candidate import Candidate
+from core.candidate.load import Candidate
 from core.describe.checks import Finding, describe_findings
 from core.describe.lineage import (
     StageRecord,

@@ -35,12 +35,12 @@ from pystac.extensions.mlm import (
 from pystac.extensions.scientific import ScientificExtension
 from pystac.extensions.version import VersionExtension
 
-from core.candidate import ONNX_DTYPES, Candidate
+from core.candidate.load import ONNX_DTYPES, Candidate
+from core.candidate.models import ModelMetadata, TensorSpec
 from core.describe.extension import KFM_EXTENSION_URI, kfm_field_errors
-from core.digests import multihash, sha256_file
 from core.errors import DescribeError
 from core.jsonio import dumps
-from core.models import ModelMetadata, TensorSpec
+from core.signing.digests import multihash, sha256_file
 
 MLM_VERSION = "1.4.0"
 """MLM schema version the item declares: the one pystac's MLM extension writes."""

@@ -9,7 +9,7 @@ deployment and compares the bytes (real wall-clock times are in the ledger, and 
 record's ``pushed_at``). Every entity a stage generates carries the SHA-256 multihash of the file
 that proves it (``gates.json``, ``model.sig``, ``sovereignty/*``).
 
-:func:`decision_stages` turns ledger entries (:class:`core.ledger.LedgerEntry`) about a version
+:func:`decision_stages` turns ledger entries (:class:`core.decisions.ledger.LedgerEntry`) about a version
 into PROV activities with their **recorded** times: attestations, registrations, approvals,
 vetoes, promotions, rollbacks and monitoring runs, each by its actor in its role, using the
 registry version and generating the signed decision record. :func:`lineage_with_decisions`
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.candidate import Candidate
+from core.candidate.load import Candidate
 from core.describe.lineage import (
     AgentRef,
     EntityRef,
@@ -40,11 +40,11 @@ from core.describe.lineage import (
     training_document,
     training_end,
 )
-from core.digests import multihash, sha256_file
 from core.errors import DescribeError
+from core.signing.digests import multihash, sha256_file
 
 if TYPE_CHECKING:
-    from core.ledger import LedgerEntry
+    from core.decisions.ledger import LedgerEntry
 
 STAGE_OFFSETS: dict[str, timedelta] = {
     "validation": timedelta(minutes=1),

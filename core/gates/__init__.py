@@ -7,7 +7,7 @@ returns a :class:`GateReport`; promotion is blocked unless every gate passes (``
 too), and a policy with zero gates is refused.
 
 Modules: ``skill`` (accuracy, spatial_pattern, extremes, impact, on chunked dask statistics from
-``core/validation.py``), ``drift`` (``core/drift.py``), ``governance`` (cultural_safety,
+``core/gates/validation.py``), ``drift`` (``core/gates/drift_stats.py``), ``governance`` (cultural_safety,
 sovereignty), ``evidence`` (xai, telemetry).
 """
 
@@ -29,9 +29,9 @@ from core.gates.skill import AccuracyGate, ExtremesGate, ImpactGate, SpatialPatt
 from core.jsonio import write_json
 
 if TYPE_CHECKING:
-    from core.candidate import Candidate
+    from core.candidate.load import Candidate
     from core.policy import Policy
-    from core.regions import RegionSet
+    from core.sovereignty.regions import RegionSet
 
 __all__ = [
     "GATES",

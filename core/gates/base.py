@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from core.errors import KfmError, PolicyError
+from core.gates.stats import compute_candidate_stats
 
 if TYPE_CHECKING:
-    from core.candidate import Candidate
+    from core.candidate.load import Candidate
+    from core.gates.validation import ValidationStats
     from core.policy import Policy
-    from core.regions import RegionSet
-    from core.validation import ValidationStats
+    from core.sovereignty.regions import RegionSet
 
 Status = Literal["pass", "fail", "error"]
 Scalar = float | int | bool | str
@@ -155,9 +156,16 @@ class GateContext:
         return value
 
     def validation_stats(self) -> ValidationStats:
-        from core.gates.stats import compute_candidate_stats
-
-        stats: ValidationStats = self._cached("validation", lambda: compute_candidate_stats(self))
+        stats: ValidationStats = self._cached(
+            "validation",
+            lambda: compute_candidate_stats(
+                self.candidate,
+                self.policy,
+                client=self.client,
+                chunk_times=self.chunk_times,
+                progress=self.progress,
+            ),
+        )
         return stats
 
 

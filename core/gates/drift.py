@@ -20,7 +20,10 @@ class DriftGate(Gate):
 
     def measure(self, ctx: GateContext) -> Measurement:
         report = compute_candidate_drift(
-            ctx, bins=int(self.param("psi_bins")), max_rows=int(self.param("sample_rows"))
+            ctx.candidate,
+            bins=int(self.param("psi_bins")),
+            max_rows=int(self.param("sample_rows")),
+            progress=ctx.progress,
         )
         metrics = ("psi", "ks_statistic", "wasserstein_std")
         return Measurement(

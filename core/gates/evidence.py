@@ -8,8 +8,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from core.candidate.inference import make_session, run_matrix
 from core.gates.base import Gate, GateContext, Measurement
-from core.inference import make_session, run_matrix
 
 
 class XaiGate(Gate):

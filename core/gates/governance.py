@@ -8,7 +8,7 @@ from typing import Any
 
 from core.errors import GateError
 from core.gates.base import Gate, GateContext, Measurement
-from core.regions import LOCAL_CONTEXTS
+from core.sovereignty.regions import LOCAL_CONTEXTS
 
 CARE_TEXT_FIELDS = ("authority_to_control", "collective_benefit", "responsibility", "ethics")
 PUBLIC_SCOPES = ("public-generalized",)
@@ -99,8 +99,7 @@ class SovereigntyGate(Gate):
                     "(allowed by gates.sovereignty.allow_no_regions = true)",
                 ),
             )
-        from core.care import touched_regions
-        from core.sovereignty import find_conflicts
+        from core.sovereignty.care import find_conflicts, touched_regions
 
         conflicts = find_conflicts(footprint, ctx.regions, meta.model_family)
         touched = sorted(r.region_id for r in touched_regions(footprint, ctx.regions))

@@ -1,5 +1,5 @@
 """Gates on the model's output against the observations: accuracy, spatial pattern, extremes,
-impact. All four read the chunked :class:`core.validation.ValidationStats` (computed once)."""
+impact. All four read the chunked :class:`core.gates.validation.ValidationStats` (computed once)."""
 
 from __future__ import annotations
 

@@ -6,19 +6,24 @@ Both are built from the candidate and the policy, computed once per run by
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from core.drift import DriftReport, drift_report
+from core.candidate.features import feature_block
 from core.errors import GateError
-from core.features import feature_block
-from core.validation import ChunkJob, ImpactIndex, ValidationStats, compute_validation_stats
+from core.gates.drift_stats import DriftReport, drift_report
+from core.gates.validation import ChunkJob, ImpactIndex, ValidationStats, compute_validation_stats
 
 if TYPE_CHECKING:
-    from core.gates.base import GateContext
+    from core.candidate.load import Candidate
+    from core.candidate.models import FeatureSpec
+    from core.policy import Policy
+
+ProgressHook = Callable[[str, int, int], None]
 
 # Impact-gate parameter -> (index name, kind). The thresholds themselves live in the policy.
 IMPACT_INDEX_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -39,37 +44,44 @@ def impact_indices(table: dict[str, float | int | bool | str]) -> tuple[ImpactIn
     )
 
 
-def compute_candidate_stats(ctx: GateContext) -> ValidationStats:
+def compute_candidate_stats(
+    candidate: Candidate,
+    policy: Policy,
+    *,
+    client: Any = None,
+    chunk_times: int | None = None,
+    progress: ProgressHook | None = None,
+) -> ValidationStats:
     """Chunked statistics of the candidate's model on its validation data."""
-    meta = ctx.candidate.metadata
+    meta = candidate.metadata
     job = ChunkJob(
-        onnx_path=str(ctx.candidate.onnx_path),
+        onnx_path=str(candidate.onnx_path),
         input_name=meta.inputs[0].name,
         output_name=meta.outputs[0].name,
         features=meta.inputs[0].features,
         target=meta.target.variable,
         baseline=meta.baseline_variable,
-        indices=impact_indices(ctx.policy.gate_table("impact")),
+        indices=impact_indices(policy.gate_table("impact")),
     )
-    hook = ctx.progress
 
-    def progress(done: int, total: int) -> None:
-        if hook is not None:
-            hook("validation chunks", done, total)
+    def chunks_done(done: int, total: int) -> None:
+        if progress is not None:
+            progress("validation chunks", done, total)
 
     return compute_validation_stats(
         job,
-        ctx.candidate.validation_path,
-        chunk_times=ctx.chunk_times,
-        client=ctx.client,
-        progress=progress,
+        candidate.validation_path,
+        chunk_times=chunk_times,
+        client=client,
+        progress=chunks_done,
     )
 
 
-def sampled_features(path: Path, ctx: GateContext, max_rows: int) -> tuple[np.ndarray, int]:
+def sampled_features(
+    path: Path, features: Sequence[FeatureSpec], max_rows: int
+) -> tuple[np.ndarray, int]:
     """Model inputs of evenly spaced time steps of ``path`` (at most ``max_rows`` rows), and the
     number of rows of the whole file."""
-    features = ctx.candidate.metadata.inputs[0].features
     with xr.open_dataset(path, engine="netcdf4", chunks={"time": 1}) as ds:
         cells = int(ds.sizes["lat"] * ds.sizes["lon"])
         n_time = int(ds.sizes["time"])
@@ -82,14 +94,17 @@ def sampled_features(path: Path, ctx: GateContext, max_rows: int) -> tuple[np.nd
         return feature_block(ds.isel(time=idx).load(), features, file=str(path)), n_time * cells
 
 
-def compute_candidate_drift(ctx: GateContext, *, bins: int, max_rows: int) -> DriftReport:
+def compute_candidate_drift(
+    candidate: Candidate, *, bins: int, max_rows: int, progress: ProgressHook | None = None
+) -> DriftReport:
     """Drift of the validation inputs against the training reference (``data/reference.nc``)."""
-    names = [f.name for f in ctx.candidate.metadata.inputs[0].features]
-    if ctx.progress:
-        ctx.progress("drift", 0, 1)
-    reference, _ = sampled_features(ctx.candidate.reference_path, ctx, max_rows)
-    batch, _ = sampled_features(ctx.candidate.validation_path, ctx, max_rows)
+    features = candidate.metadata.inputs[0].features
+    names = [f.name for f in features]
+    if progress:
+        progress("drift", 0, 1)
+    reference, _ = sampled_features(candidate.reference_path, features, max_rows)
+    batch, _ = sampled_features(candidate.validation_path, features, max_rows)
     report = drift_report(reference, batch, names, bins=bins, max_rows=max_rows)
-    if ctx.progress:
-        ctx.progress("drift", 1, 1)
+    if progress:
+        progress("drift", 1, 1)
     return report

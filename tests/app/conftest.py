@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from core.decisions import DecisionRecord, envelope_to_dict, sign_decision
-from core.demo import DemoInfo, build_demo, demo_passphrase, load_demo
-from core.keys import load_signer
+from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
+from core.demo.build import DemoInfo, build_demo, demo_passphrase, load_demo
+from core.signing.keys import load_signer
 from core.workspace import Workspace
 
 Approve = Callable[[DemoInfo, str, str], list[str]]

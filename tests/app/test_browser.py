@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
-from core.demo import DemoInfo, demo_passphrase
+from core.demo.build import DemoInfo, demo_passphrase
 from core.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

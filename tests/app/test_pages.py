@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import services
-from core.demo import DemoInfo, demo_passphrase
+from core.demo.build import DemoInfo, demo_passphrase
 from core.errors import AuthorizationError
 from core.workspace import Workspace
 

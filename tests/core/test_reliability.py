@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from core.ledger import Ledger, PostgresLedger, SQLiteLedger
-from core.ledger_verify import verify_ledger
+from core.decisions.engine import DecisionEngine
+from core.decisions.ledger import Ledger, PostgresLedger, SQLiteLedger
+from core.decisions.verify import verify_ledger
 from core.policy import DecisionPolicy
-from core.registry import Registry
-from core.storage import LocalStore
+from core.registry.stores import LocalStore
+from core.registry.versions import Registry
 from core.testing import make_governance, signed_decision, write_version_dir
-from core.triggers import DecisionEngine
 
 PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
 REPO = Path(__file__).resolve().parents[2]
@@ -32,8 +32,8 @@ PUSH_LOOP = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from core.registry import Registry
-    from core.storage import LocalStore
+    from core.registry.versions import Registry
+    from core.registry.stores import LocalStore
     registry = Registry(LocalStore(sys.argv[1]))
     source, base = Path(sys.argv[2]), int(sys.argv[3])
     registry.fsck()  # clear what the previous killed push left

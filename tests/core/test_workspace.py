@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
+from core.decisions.engine import DecisionEngine
 from core.errors import WorkspaceError
-from core.keys import generate_key_pair
+from core.signing.keys import generate_key_pair
 from core.testing import write_version_dir
-from core.triggers import DecisionEngine
 from core.workspace import Workspace, init_workspace, resolve_workspace_path
 
 runner = CliRunner()

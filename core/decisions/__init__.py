@@ -1,0 +1,14 @@
+"""Decisions stage: signed records, the roster, the hash-chained ledger, replay and the engine.
+
+- :mod:`core.decisions.records` — :class:`DecisionRecord` in a DSSE envelope over an in-toto
+  statement (:func:`sign_decision`, :func:`verify_decision`).
+- :mod:`core.decisions.roster` — who may act in which role, signed by the root key
+  (:func:`load_roster`, :class:`TrustedRoster`, :func:`add_reviewer`, :func:`revoke_reviewer`).
+- :mod:`core.decisions.ledger` — the append-only, hash-chained ledger: SQLite by default,
+  PostgreSQL for many users (:func:`open_ledger`, :meth:`Ledger.transact`).
+- :mod:`core.decisions.verify` — :func:`verify_ledger`: chain, signatures, roles at their time.
+- :mod:`core.decisions.replay` — :func:`replay`: the channel state as a pure fold of the ledger,
+  and the decision rules (:func:`missing_rules`, :data:`ALLOWED_ROLES`).
+- :mod:`core.decisions.engine` — :class:`DecisionEngine`: submits a reviewer's decision and
+  appends the promotion or rollback it triggers; :func:`rollback_to_last_good_version`.
+"""

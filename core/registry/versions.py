@@ -1,0 +1,443 @@
+"""The model registry: immutable versions in object storage, committed by one marker written last.
+
+Layout inside the store (a local directory, or ``s3://bucket/prefix`` for scale)::
+
+    climate/registry.json                      what this store is (format, layout)
+    climate/models/<version>/model.onnx        the version's files, each created once:
+                            model.stac.json    model.sig, provenance.json, gates.json,
+                            xai/*  telemetry/*  sovereignty/*
+                            model_metadata.json  model_summary.json  data/*
+                            provenance/* (the candidate's own training record)
+    climate/index/<version>.json               the commit marker = the registry manifest entry
+    climate/rollbacks/<id>/...                 rollback reports (see core/decisions/engine.py)
+
+A push validates everything before writing anything, then creates every file with a create-once
+write and creates ``climate/index/<version>.json`` last (create-once again: a conditional put on
+S3). Only versions with an index entry exist: a push killed half-way leaves files under
+``climate/models/<version>/`` that :meth:`Registry.list` never shows and :meth:`Registry.fsck`
+removes. A second push of a committed version is refused; listing is one directory read of
+``climate/index/``, so it stays cheap at 10,000 versions.
+
+Public API: :class:`Registry` (``push``, ``list``, ``show``, ``verify``, ``fsck``,
+``read_file``, ``write_rollback``), :class:`VersionRecord`, :class:`VerifyReport`,
+:class:`FsckReport`, :data:`REQUIRED_FILES`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import RegistryError
+from core.registry.stores import ObjectExists, ObjectStore
+from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSubject
+
+REGISTRY_FORMAT = 1
+PREFIX = "climate"
+MODELS = f"{PREFIX}/models"
+INDEX = f"{PREFIX}/index"
+ROLLBACKS = f"{PREFIX}/rollbacks"
+MONITORING = f"{PREFIX}/monitoring"
+REGISTRY_MANIFEST = f"{PREFIX}/registry.json"
+
+REQUIRED_FILES: tuple[str, ...] = (
+    "model.onnx",
+    "model.stac.json",
+    "provenance.json",
+    "model.sig",
+    "gates.json",
+)
+OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json", "integrity.json")
+# data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
+# can work from a registry version alone.
+OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data", "provenance")
+VERSION_PATTERN = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class VersionRecord(BaseModel):
+    """What a committed version holds: the registry manifest entry (``climate/index/<v>.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: int = REGISTRY_FORMAT
+    version: str
+    name: str = Field(min_length=1, description="Model name (decision subject name)")
+    pushed_at: datetime
+    submitter: str = Field(min_length=1, description="Roster id of who submitted the candidate")
+    concerned_stewards: tuple[str, ...] = Field(
+        default=(), description="Roster ids of stewards whose regions the footprint touches"
+    )
+    manifest: Manifest = Field(description="Every stored file with its SHA-256 and size")
+
+    @property
+    def subject(self) -> ModelSubject:
+        """The decision subject: digests over the stored files except the signature itself."""
+        signed = Manifest(
+            files=tuple(f for f in self.manifest.files if f.name not in DEFAULT_EXCLUDE)
+        )
+        return ModelSubject.from_manifest(self.name, signed)
+
+    def to_json_bytes(self) -> bytes:
+        """Deterministic JSON, as stored."""
+        text = json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        return text.encode("utf-8")
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 of the stored record (bound into the ``registered`` decision)."""
+        return hashlib.sha256(self.to_json_bytes()).hexdigest()
+
+
+class VerifyReport(BaseModel):
+    """The result of re-hashing one version against its record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    checked: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class FsckReport(BaseModel):
+    """Uncommitted leftovers found (and removed unless dry run) and damaged committed versions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    leftovers: tuple[str, ...] = ()
+    removed_objects: int = 0
+    damaged: tuple[str, ...] = ()
+
+
+def version_sort_key(version: str) -> tuple[Any, ...]:
+    """Natural order: 1.2.10 after 1.2.9; pre-release text compared as text."""
+    plain = version.lstrip("v").split(".")
+    if all(p.isdigit() for p in plain):  # fast path for plain X.Y.Z
+        return tuple((0, int(p), "") for p in plain)
+    parts = re.split(r"(\d+)", version.lstrip("v"))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
+def check_version(version: str, *, source: str = "version") -> str:
+    """The version if it is a registry version string; :class:`RegistryError` otherwise."""
+    if not VERSION_PATTERN.match(version):
+        raise RegistryError(
+            "invalid version",
+            field=source,
+            expected="semantic version such as 1.2.0 (optionally v-prefixed)",
+            found=version,
+        )
+    return version
+
+
+class Registry:
+    """Immutable model versions over an :class:`~core.registry.stores.ObjectStore`."""
+
+    def __init__(self, store: ObjectStore, *, clock: Any = None) -> None:
+        self.store = store
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    # ------------------------------------------------------------------ reading
+    def list(self) -> builtins.list[str]:
+        """Committed versions, in version order (one listing of the index)."""
+        lister = getattr(self.store, "list_names", None)
+        names = lister(INDEX) if lister else [k.rsplit("/", 1)[-1] for k in self.store.list(INDEX)]
+        versions = [n[: -len(".json")] for n in names if n.endswith(".json")]
+        return sorted(versions, key=version_sort_key)
+
+    def exists(self, version: str) -> bool:
+        """Whether ``version`` is committed."""
+        return self.store.exists(f"{INDEX}/{check_version(version)}.json")
+
+    def show(self, version: str) -> VersionRecord:
+        """The committed record of ``version``."""
+        key = f"{INDEX}/{check_version(version)}.json"
+        if not self.store.exists(key):
+            raise RegistryError(
+                "no such version in the registry",
+                file=f"{self.location}/{key}",
+                field="version",
+                expected=f"one of {self.list()[-10:]}",
+                found=version,
+            )
+        raw = self.store.read(key)
+        try:
+            return VersionRecord.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as error:
+            raise RegistryError(
+                "registry record is malformed",
+                file=f"{self.location}/{key}",
+                expected="a version record",
+                found=str(error).splitlines()[0],
+            ) from error
+
+    def read_file(self, version: str, name: str) -> bytes:
+        """One file of a committed version."""
+        record = self.show(version)
+        if name not in record.manifest.by_name():
+            raise RegistryError(
+                "no such file in this version",
+                file=f"{MODELS}/{version}",
+                field="name",
+                expected=[f.name for f in record.manifest.files],
+                found=name,
+            )
+        return self.store.read(f"{MODELS}/{version}/{name}")
+
+    def verify(self, version: str) -> VerifyReport:
+        """Re-hash every stored file of ``version`` against its record; report each difference."""
+        record = self.show(version)
+        problems: builtins.list[str] = []
+        expected = record.manifest.by_name()
+        stored = {
+            key[len(f"{MODELS}/{version}/") :] for key in self.store.list(f"{MODELS}/{version}")
+        }
+        for name in sorted(stored - set(expected)):
+            problems.append(f"{name}: extra file not in the version record")
+        for name, entry in expected.items():
+            if name not in stored:
+                problems.append(f"{name}: missing (expected sha256 {entry.sha256})")
+                continue
+            actual = hashlib.sha256(self.store.read(f"{MODELS}/{version}/{name}")).hexdigest()
+            if actual != entry.sha256:
+                problems.append(f"{name}: sha256 {actual} (expected {entry.sha256})")
+        return VerifyReport(version=version, checked=len(expected), problems=tuple(problems))
+
+    # ------------------------------------------------------------------ writing
+    def push(
+        self,
+        version: str,
+        source: Path,
+        *,
+        name: str,
+        submitter: str,
+        concerned_stewards: Sequence[str] = (),
+    ) -> VersionRecord:
+        """Write ``source`` (registry layout) as ``version``, once; the index entry goes last."""
+        check_version(version)
+        for who in (submitter, *concerned_stewards):
+            if not ID_PATTERN.match(who):
+                raise RegistryError(
+                    "invalid roster id", field="submitter", expected="a roster id", found=who
+                )
+        files = collect_layout(Path(source))
+        if self.exists(version):
+            raise RegistryError(
+                "version already in the registry; a version is written once",
+                file=f"{self.location}/{INDEX}/{version}.json",
+                field="version",
+                expected="a new version",
+                found=version,
+                hint="bump the version in model_metadata.json",
+            )
+        leftovers = self.store.list(f"{MODELS}/{version}")
+        if leftovers:
+            raise RegistryError(
+                "uncommitted files of an interrupted push of this version are in the way",
+                file=f"{self.location}/{MODELS}/{version}",
+                expected="no files",
+                found=f"{len(leftovers)} files",
+                hint="run `kfm registry fsck` to remove them, then push again",
+            )
+        self._ensure_registry_manifest()
+        digests: builtins.list[FileDigest] = []
+        for rel, path in files:
+            data = path.read_bytes()
+            digests.append(
+                FileDigest(name=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+            )
+            try:
+                self.store.create(f"{MODELS}/{version}/{rel}", data)
+            except ObjectExists as error:
+                raise RegistryError(
+                    "another push of this version is writing the same files",
+                    file=f"{self.location}/{MODELS}/{version}/{rel}",
+                    expected="no concurrent push of one version",
+                    found="an existing object",
+                ) from error
+        record = VersionRecord(
+            version=version,
+            name=name,
+            pushed_at=self._clock(),
+            submitter=submitter,
+            concerned_stewards=tuple(sorted(set(concerned_stewards))),
+            manifest=Manifest(files=tuple(digests)),
+        )
+        try:
+            self.store.create(f"{INDEX}/{version}.json", record.to_json_bytes())
+        except ObjectExists as error:
+            raise RegistryError(
+                "version was committed by another push meanwhile",
+                file=f"{self.location}/{INDEX}/{version}.json",
+                field="version",
+                expected="a new version",
+                found=version,
+            ) from error
+        return record
+
+    def fsck(self, *, dry_run: bool = False) -> FsckReport:
+        """Find (and remove) files of uncommitted versions; report committed versions damaged.
+
+        Run it when no push is in progress: an in-flight push looks like a leftover.
+        """
+        lister = getattr(self.store, "list_names", None)
+        if lister:
+            prefixes = lister(MODELS)
+        else:
+            prefixes = sorted(
+                {k[len(MODELS) + 1 :].split("/", 1)[0] for k in self.store.list(MODELS)}
+            )
+        committed = set(self.list())
+        leftovers: builtins.list[str] = []
+        removed = 0
+        for prefix in prefixes:
+            if prefix in committed:
+                continue
+            leftovers.append(prefix)
+            for key in self.store.list(f"{MODELS}/{prefix}"):
+                if not dry_run:
+                    self.store.delete(key)
+                removed += 1
+        damaged = []
+        for version in sorted(committed, key=version_sort_key):
+            stored = set(self.store.list(f"{MODELS}/{version}"))
+            expected = {f"{MODELS}/{version}/{f.name}" for f in self.show(version).manifest.files}
+            if not expected <= stored:
+                damaged.append(version)
+        return FsckReport(
+            leftovers=tuple(leftovers),
+            removed_objects=0 if dry_run else removed,
+            damaged=tuple(damaged),
+        )
+
+    def write_rollback(self, rollback_id: str, files: Mapping[str, bytes]) -> builtins.list[str]:
+        """Create ``climate/rollbacks/<id>/<name>`` for each file (never overwritten)."""
+        if not ID_PATTERN.match(rollback_id):
+            raise RegistryError("invalid rollback id", field="id", found=rollback_id)
+        keys = []
+        for name, data in sorted(files.items()):
+            key = f"{ROLLBACKS}/{rollback_id}/{name}"
+            self.store.create(key, data)
+            keys.append(key)
+        return keys
+
+    def read_rollback(self, rollback_id: str, name: str) -> bytes:
+        """One file of a rollback report."""
+        return self.store.read(f"{ROLLBACKS}/{rollback_id}/{name}")
+
+    def write_run(
+        self, version: str, run_id: str, files: Mapping[str, bytes]
+    ) -> builtins.list[str]:
+        """Create ``climate/monitoring/<version>/<run id>/<name>`` for each file (never overwritten).
+
+        The index entry ``run.json`` is written last, so a run that was cut off is never listed.
+        """
+        self.show(version)  # the version must be committed
+        if not ID_PATTERN.match(run_id):
+            raise RegistryError("invalid monitoring run id", field="run_id", found=run_id)
+        if "run.json" not in files:
+            raise RegistryError(
+                "a monitoring run needs its run.json",
+                field="files",
+                expected="run.json",
+                found=sorted(files),
+            )
+        keys = []
+        for name, data in sorted(files.items(), key=lambda item: item[0] == "run.json"):
+            key = f"{MONITORING}/{version}/{run_id}/{name}"
+            self.store.create(key, data)
+            keys.append(key)
+        return keys
+
+    def list_runs(self, version: str) -> builtins.list[str]:
+        """Monitoring run ids of ``version`` that completed (have a run.json), oldest first."""
+        prefix = f"{MONITORING}/{check_version(version)}"
+        runs = {
+            key[len(prefix) + 1 :].split("/", 1)[0]
+            for key in self.store.list(prefix)
+            if key.endswith("/run.json")
+        }
+        return sorted(runs)
+
+    def read_run(self, version: str, run_id: str, name: str) -> bytes:
+        """One file of a monitoring run."""
+        key = f"{MONITORING}/{check_version(version)}/{run_id}/{name}"
+        if not self.store.exists(key):
+            raise RegistryError("no such monitoring file", file=key, field="name", found=name)
+        return self.store.read(key)
+
+    def _ensure_registry_manifest(self) -> None:
+        if self.store.exists(REGISTRY_MANIFEST):
+            return
+        body = {
+            "format": REGISTRY_FORMAT,
+            "layout": {
+                "models": f"{MODELS}/<version>/"
+                + "{"
+                + ", ".join((*REQUIRED_FILES, *OPTIONAL_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS)))
+                + "}",
+                "index": f"{INDEX}/<version>.json (commit marker, written last)",
+                "rollbacks": f"{ROLLBACKS}/<id>/",
+            },
+        }
+        text = json.dumps(body, indent=2, sort_keys=True) + "\n"
+        with contextlib.suppress(ObjectExists):  # another push wrote the same content first
+            self.store.create(REGISTRY_MANIFEST, text.encode("utf-8"))
+
+
+def collect_layout(source: Path) -> list[tuple[str, Path]]:
+    """The files of a registry-layout directory as (relative name, path); refuses anything else."""
+    if not source.is_dir():
+        raise RegistryError(
+            "push source is not a directory", file=str(source), expected="a directory"
+        )
+    missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
+    if missing:
+        raise RegistryError(
+            "push source lacks required files",
+            file=str(source),
+            field=missing[0],
+            expected=list(REQUIRED_FILES),
+            found=sorted(p.name for p in source.iterdir()),
+        )
+    found: list[tuple[str, Path]] = []
+    for entry in sorted(source.iterdir()):
+        if entry.is_symlink():
+            raise RegistryError(
+                "symbolic link in push source", file=str(entry), expected="a regular file"
+            )
+        if entry.name in REQUIRED_FILES or (entry.name in OPTIONAL_FILES and entry.is_file()):
+            found.append((entry.name, entry))
+        elif entry.name in OPTIONAL_DIRS and entry.is_dir():
+            for path in sorted(entry.rglob("*")):
+                if path.is_symlink():
+                    raise RegistryError(
+                        "symbolic link in push source", file=str(path), expected="a regular file"
+                    )
+                if path.is_file():
+                    found.append((path.relative_to(source).as_posix(), path))
+        else:
+            raise RegistryError(
+                "unexpected entry in push source",
+                file=str(entry),
+                expected=f"{list(REQUIRED_FILES + OPTIONAL_FILES)} or folders {list(OPTIONAL_DIRS)}",
+                found=entry.name,
+            )
+    return found

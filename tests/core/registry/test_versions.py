@@ -1,0 +1,135 @@
+"""Registry: immutable versions, commit marker last, verify and fsck."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import RegistryError
+from core.registry.stores import LocalStore, ObjectStore, open_store
+from core.registry.versions import INDEX, MODELS, Registry, VersionRecord
+from core.testing import MemoryStore, write_version_dir
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """A local directory store and the in-memory fake: both must behave the same."""
+    return LocalStore(tmp_path / "registry") if request.param == "local" else MemoryStore()
+
+
+def push(registry: Registry, tmp: Path, version: str, seed: str | None = None) -> VersionRecord:
+    source = write_version_dir(tmp / f"src-{version}-{seed}", seed=seed or version)
+    return registry.push(
+        version, source, name="downscaler", submitter="dev", concerned_stewards=["sam"]
+    )
+
+
+def test_push_show_list_roundtrip(store: ObjectStore, tmp_path: Path) -> None:
+    """A pushed version is listed, its record reads back equal and every file verifies."""
+    registry = Registry(store)
+    record = push(registry, tmp_path, "1.0.0")
+    push(registry, tmp_path, "1.10.0")
+    push(registry, tmp_path, "1.2.0")
+    assert registry.list() == ["1.0.0", "1.2.0", "1.10.0"]
+    assert registry.show("1.0.0") == record
+    names = [f.name for f in record.manifest.files]
+    assert {"model.onnx", "model.sig", "gates.json", "xai/summary.json"} <= set(names)
+    assert registry.verify("1.0.0").ok
+    assert registry.read_file("1.0.0", "model.onnx").startswith(b"ONNX")
+    assert store.exists("climate/registry.json")
+
+
+def test_second_push_of_same_version_is_refused(store: ObjectStore, tmp_path: Path) -> None:
+    """A version is written once; a second push is refused and changes nothing."""
+    registry = Registry(store)
+    push(registry, tmp_path, "1.0.0")
+    before = {k: store.read(k) for k in store.list("climate")}
+    with pytest.raises(RegistryError, match="written once") as info:
+        push(registry, tmp_path, "1.0.0", seed="other")
+    assert info.value.found == "1.0.0"
+    assert {k: store.read(k) for k in store.list("climate")} == before
+
+
+def test_bad_source_leaves_registry_untouched(store: ObjectStore, tmp_path: Path) -> None:
+    """A source missing model.sig or with a stray file is refused before any write."""
+    registry = Registry(store)
+    source = write_version_dir(tmp_path / "bad")
+    (source / "model.sig").unlink()
+    with pytest.raises(RegistryError, match="lacks required files") as info:
+        registry.push("1.0.0", source, name="m", submitter="dev")
+    assert info.value.field == "model.sig"
+    source = write_version_dir(tmp_path / "stray")
+    (source / "notes.txt").write_text("hi")
+    with pytest.raises(RegistryError, match="unexpected entry"):
+        registry.push("1.0.0", source, name="m", submitter="dev")
+    with pytest.raises(RegistryError, match="invalid version"):
+        registry.push("latest", write_version_dir(tmp_path / "ok"), name="m", submitter="dev")
+    assert store.list("climate") == []
+
+
+def test_uncommitted_version_is_invisible_and_fsck_removes_it(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """Files without a commit marker are never listed; fsck removes them; push then works."""
+    registry = Registry(store)
+    push(registry, tmp_path, "1.0.0")
+    store.create(f"{MODELS}/2.0.0/model.onnx", b"half")
+    assert registry.list() == ["1.0.0"]
+    with pytest.raises(RegistryError, match="interrupted push"):
+        push(registry, tmp_path, "2.0.0")
+    dry = registry.fsck(dry_run=True)
+    assert dry.leftovers == ("2.0.0",) and store.exists(f"{MODELS}/2.0.0/model.onnx")
+    report = registry.fsck()
+    assert report.leftovers == ("2.0.0",) and report.removed_objects == 1
+    assert not store.exists(f"{MODELS}/2.0.0/model.onnx")
+    push(registry, tmp_path, "2.0.0")
+    assert registry.list() == ["1.0.0", "2.0.0"]
+
+
+def test_verify_detects_tampered_missing_and_extra_files(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """Editing, deleting or adding a stored file is reported by verify and fsck."""
+    registry = Registry(store)
+    push(registry, tmp_path, "1.0.0")
+    store.write(f"{MODELS}/1.0.0/model.onnx", b"evil")
+    store.delete(f"{MODELS}/1.0.0/gates.json")
+    store.write(f"{MODELS}/1.0.0/extra.bin", b"x")
+    report = registry.verify("1.0.0")
+    text = "\n".join(report.problems)
+    assert not report.ok
+    assert "model.onnx: sha256" in text and "gates.json: missing" in text
+    assert "extra.bin: extra file" in text
+    assert registry.fsck().damaged == ("1.0.0",)
+
+
+def test_show_unknown_version_names_it(store: ObjectStore) -> None:
+    """Asking for a version that was never pushed is a clear error."""
+    with pytest.raises(RegistryError, match="no such version") as info:
+        Registry(store).show("9.9.9")
+    assert info.value.found == "9.9.9"
+
+
+def test_malformed_index_record_is_reported(store: ObjectStore, tmp_path: Path) -> None:
+    """A corrupted commit record is refused with its key named."""
+    store.create(f"{INDEX}/1.0.0.json", b"{not json")
+    with pytest.raises(RegistryError, match="malformed") as info:
+        Registry(store).show("1.0.0")
+    assert "1.0.0.json" in (info.value.file or "")
+
+
+def test_open_store_picks_implementation(tmp_path: Path) -> None:
+    """Plain paths and file:// are local directories."""
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    with pytest.raises(RegistryError, match="invalid object key"):
+        LocalStore(tmp_path).read("../etc/passwd")
+
+
+def test_rollback_files_are_create_once(store: ObjectStore) -> None:
+    """Rollback reports are never overwritten."""
+    registry = Registry(store)
+    registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})
+    with pytest.raises(RegistryError, match="already exists"):
+        registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})

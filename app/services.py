@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any
 
 import streamlit as st
 
+from core.decisions import reviewer, rules
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import LedgerEntry
-from core.decisions.records import DecisionRecord, EvidenceRef, sign_decision
-from core.decisions.replay import ALLOWED_ROLES, ChannelState
+from core.decisions.records import read_statement
+from core.decisions.state import ChannelState
+from core.decisions.state import VersionFacts as SubmissionFacts
 from core.decisions.verify import verify_ledger
 from core.describe.graph import prov_to_dot
 from core.errors import KfmError, RegistryError
@@ -29,7 +32,6 @@ from core.signing.keys import load_signer
 from core.workspace import Workspace
 
 WORKSPACE_ENV = "KFM_WORKSPACE"
-HUMAN_ACTIONS = ("approve", "veto", "request-rollback")
 STATE_LABELS = {
     "registered": "registered",
     "under_review": "under review",
@@ -80,22 +82,16 @@ def ledger_entries() -> list[LedgerEntry]:
 
 
 def _ledger_head() -> int:
-    ledger = workspace().ledger()
-    try:
+    with closing(workspace().ledger()) as ledger:
         entries = ledger.entries()
-        return entries[-1].seq if entries else 0
-    finally:
-        ledger.close()
+    return entries[-1].seq if entries else 0
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _ledger_entries(root: str, head: int) -> list[LedgerEntry]:
     del root, head  # cache keys
-    ledger = workspace().ledger()
-    try:
+    with closing(workspace().ledger()) as ledger:
         return ledger.entries()
-    finally:
-        ledger.close()
 
 
 def channel_state(at: datetime | None = None) -> ChannelState:
@@ -106,11 +102,8 @@ def channel_state(at: datetime | None = None) -> ChannelState:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _channel_state(root: str, head: int, at: datetime | None) -> ChannelState:
     del root, head
-    eng = engine()
-    try:
+    with engine() as eng:
         return eng.state(at=at)
-    finally:
-        eng.ledger.close()
 
 
 @dataclass(frozen=True)
@@ -199,8 +192,6 @@ def timeline(version: str | None = None, limit: int = 500) -> list[dict[str, Any
 
 
 def _reason(envelope: dict[str, Any]) -> str:
-    from core.decisions.records import read_statement
-
     try:
         return read_statement(envelope).reason
     except KfmError:
@@ -365,11 +356,8 @@ def _monitoring_runs(root: str, version: str, head: int) -> list[dict[str, Any]]
     del root, head
     from core.monitoring.record import run_history
 
-    eng = engine()
-    try:
+    with engine() as eng:
         return run_history(eng, version)
-    finally:
-        eng.ledger.close()
 
 
 def monitoring_limits() -> dict[str, float]:
@@ -396,43 +384,20 @@ def reviewers() -> list[Reviewer]:
 
 
 def allowed_actions(reviewer_id: str | None, version: str) -> list[tuple[str, str]]:
-    """(action, role) pairs the roster lets this reviewer take on this version now."""
+    """(action, role) pairs this reviewer may take on this version now: the engine's own rules."""
     if not reviewer_id:
         return []
-    who = next((r for r in reviewers() if r.id == reviewer_id), None)
-    if who is None or who.revoked:
-        return []
-    state = channel_state()
-    vs = state.versions.get(version)
+    ws = workspace()
     facts = version_facts(version)
-    out = []
-    for action in HUMAN_ACTIONS:
-        for role in who.roles:
-            if role not in ALLOWED_ROLES[action]:
-                continue
-            if action == "approve" and (
-                vs is None or vs.state not in ("registered", "under_review")
-            ):
-                continue
-            if action == "approve" and reviewer_id == facts.submitter:
-                continue
-            if (
-                action == "veto"
-                and role == "steward"
-                and reviewer_id not in facts.concerned_stewards
-            ):
-                continue
-            if action == "veto" and (
-                vs is None or vs.state in ("vetoed", "rolled_back", "superseded")
-            ):
-                continue
-            if action == "request-rollback" and state.production != version:
-                continue
-            voted = vs.approvals + vs.vetoes if vs else ()
-            if action != "request-rollback" and any(v.actor == reviewer_id for v in voted):
-                continue  # one vote each; a rollback request is not a vote
-            out.append((action, role))
-    return out
+    return rules.allowed_actions(
+        reviewer_id,
+        version,
+        state=channel_state(),
+        facts=SubmissionFacts(facts.submitter, facts.concerned_stewards),
+        roster=ws.roster(),
+        policy=ws.policy().decisions,
+        at=datetime.now(UTC),
+    )
 
 
 def submit_decision(
@@ -443,8 +408,7 @@ def submit_decision(
     The engine verifies everything again (signature, roster role at this time, self-approval,
     duplicate votes): the page offering only allowed actions is a courtesy, not the control.
     """
-    if not reason.strip():
-        raise KfmError("a decision needs a reason", field="reason", expected="text", found="''")
+    reviewer.check_reason(reason)
     ws = workspace()
     key_path = ws.reviewer_key_path(reviewer_id)
     if not key_path.is_file():
@@ -456,29 +420,8 @@ def submit_decision(
             found="missing",
         )
     signer = load_signer(key_path, passphrase, key_id=reviewer_id)
-    eng = engine(with_pipeline=True)
-    try:
-        record = eng.registry.show(version)
-        evidence = tuple(
-            EvidenceRef(name=f.name, sha256=f.sha256)
-            for f in record.manifest.files
-            if f.name
-            in ("gates.json", "model.stac.json", "provenance.json", "sovereignty/report.json")
-        )
-        decision = DecisionRecord(
-            kind=kind,  # type: ignore[arg-type]
-            actor=reviewer_id,
-            role=role,  # type: ignore[arg-type]
-            reason=reason.strip(),
-            time=datetime.now(UTC).replace(microsecond=0),
-            subject=record.subject,
-            version=version,
-            channel="production",
-            evidence=evidence,
-        )
-        appended = eng.submit(sign_decision(decision, signer))
-    finally:
-        eng.ledger.close()
+    with engine(with_pipeline=True) as eng:
+        appended = reviewer.submit_decision(eng, kind, version, signer, role=role, reason=reason)
     st.cache_data.clear()
     said = [
         f"#{e.seq} {e.kind} by {e.actor}" + (f" to {e.target_version}" if e.target_version else "")

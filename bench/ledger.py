@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.decisions.ledger import SQLiteLedger  # noqa: E402
 from core.decisions.records import envelope_from_dict  # noqa: E402
-from core.decisions.replay import VersionFacts, replay  # noqa: E402
+from core.decisions.replay import replay  # noqa: E402
+from core.decisions.state import VersionFacts  # noqa: E402
 from core.decisions.verify import verify_ledger  # noqa: E402
 from core.policy import DecisionPolicy  # noqa: E402
 from core.registry.stores import LocalStore  # noqa: E402

@@ -13,12 +13,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import PolicyError
 from core.resources import DEFAULT_POLICY_PATH
 
 TIERS = ("internal", "public-generalized", "restricted", "withheld")
+# What a reviewer looks at before deciding: the gates, the model card, the lineage, the screen.
+DEFAULT_DECISION_EVIDENCE: tuple[str, ...] = (
+    "gates.json",
+    "model.stac.json",
+    "provenance.json",
+    "sovereignty/report.json",
+)
 
 
 class ScreeningPolicy(BaseModel):
@@ -55,6 +62,22 @@ class DecisionPolicy(BaseModel):
     require_concerned_stewards: bool = True
     require_working_group_drift_signoff: bool = False
     forbid_self_approval: bool = True
+    evidence: tuple[str, ...] = Field(
+        DEFAULT_DECISION_EVIDENCE,
+        min_length=1,
+        description="Registry files of a version whose SHA-256 a reviewer's decision records",
+    )
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            parts = name.split("/")
+            if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"evidence names a file inside a version, got {name!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"evidence names a file twice: {sorted(value)}")
+        return value
 
 
 class MonitoringPolicy(BaseModel):
@@ -157,9 +180,10 @@ def policy_from_dict(raw: dict[str, Any], *, source: str = "<memory>") -> Policy
             version=str(raw["version"]),
             source=source,
             gates=gates,
-            screening=ScreeningPolicy(**raw.get("screening", {})),
-            decisions=DecisionPolicy(**raw.get("decisions", {})),
-            monitoring=MonitoringPolicy(**raw.get("monitoring", {})),
+            # Tables as data, so a refusal names the table too (``decisions.evidence``).
+            screening=raw.get("screening", {}),
+            decisions=raw.get("decisions", {}),
+            monitoring=raw.get("monitoring", {}),
         )
     except ValidationError as error:
         first = error.errors()[0]

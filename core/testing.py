@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from securesystemslib.dsse import Envelope
 
 from core.decisions.ledger import Clock, Decide, LedgerEntry, chain
-from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
+from core.decisions.records import EvidenceRef
+from core.decisions.reviewer import decision_envelope
 from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
 from core.registry.stores import ObjectExists, _check_key
@@ -180,19 +181,25 @@ def signed_decision(
     time: datetime,
     reason: str = "reviewed the gates, attributions and lineage",
     target_version: str | None = None,
+    evidence: Sequence[EvidenceRef] = (),
 ) -> dict[str, Any]:
-    """A decision record signed by ``signer`` (actor = its key id), as envelope JSON."""
-    record = DecisionRecord(
-        kind=kind,  # type: ignore[arg-type]
-        actor=signer.key_id,
-        role=role,  # type: ignore[arg-type]
+    """A decision record of any kind signed by ``signer`` (actor = its key id), as envelope JSON.
+
+    Built by :func:`core.decisions.reviewer.decision_envelope`, as every decision is; for a
+    reviewer's decision with the evidence the policy names, use
+    :func:`core.decisions.reviewer.prepare_decision` or ``submit_decision``.
+    """
+    return decision_envelope(
+        signer,
+        kind=kind,
+        role=role,
+        version=version,
+        subject=subject,
         reason=reason,
         time=time,
-        subject=subject,
-        version=version,
+        evidence=evidence,
         target_version=target_version,
     )
-    return envelope_to_dict(sign_decision(record, signer))
 
 
 class FixedClock:

@@ -181,7 +181,10 @@ class Workspace:
         return self.root / "keys" / f"{reviewer_id}.key"
 
     def decision_engine(self, pipeline_passphrase: str | None = None) -> DecisionEngine:
-        """The decision engine over this workspace; with the pipeline key when given its passphrase."""
+        """The decision engine over this workspace; with the pipeline key when given its passphrase.
+
+        It holds the ledger open: use it as ``with ws.decision_engine() as engine:``.
+        """
         from core.decisions.engine import DecisionEngine
 
         return DecisionEngine(

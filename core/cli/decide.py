@@ -18,8 +18,8 @@ from core.cli.workspace import (
     workspace_option,
 )
 from core.decisions.engine import DecisionEngine
-from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
-from core.errors import AuthorizationError, LedgerError
+from core.decisions.reviewer import check_reason, submit_decision
+from core.errors import LedgerError
 from core.signing.keys import load_signer
 from core.workspace import Workspace
 
@@ -57,30 +57,16 @@ def _decide(
     as_json: bool,
 ) -> None:
     ws = open_workspace(workspace)
-    engine = build_engine(ws, with_pipeline=True)
-    entry = engine.roster.entry(actor)
-    if entry is None:
-        engine.roster.authorize(actor, role or "council", datetime.now(UTC))  # raises, names ids
-        return
-    chosen = role or next((r for r in entry.roles if r != "pipeline"), entry.roles[0])
-    if not reason.strip():
-        raise AuthorizationError(
-            "a decision needs a reason", field="--reason", expected="text", found="''"
-        )
-    signer = load_signer(key, read_passphrase(passphrase_env, f"passphrase of {key}"), key_id=actor)
-    record = DecisionRecord(
-        kind=kind,  # type: ignore[arg-type]
-        actor=actor,
-        role=chosen,  # type: ignore[arg-type]
-        reason=reason,
-        time=datetime.now(UTC),
-        subject=engine.version_record(version).subject,
-        version=version,
-    )
-    try:
-        appended = engine.submit(envelope_to_dict(sign_decision(record, signer)))
-    finally:
-        engine.ledger.close()
+    with build_engine(ws, with_pipeline=True) as engine:
+        entry = engine.roster.entry(actor)
+        if entry is None:
+            engine.roster.authorize(actor, role or "council", engine.now())  # raises, names ids
+            return
+        chosen = role or next((r for r in entry.roles if r != "pipeline"), entry.roles[0])
+        check_reason(reason, field="--reason")
+        passphrase = read_passphrase(passphrase_env, f"passphrase of {key}")
+        signer = load_signer(key, passphrase, key_id=actor)
+        appended = submit_decision(engine, kind, version, signer, role=chosen, reason=reason)
     if as_json:
         print_json({"appended": [e.to_dict() for e in appended]})
         return
@@ -130,11 +116,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The channel (production, staging, every version's state), replayed from the ledger."""
         ws = open_workspace(workspace)
-        engine = build_engine(ws, with_pipeline=False)
-        try:
+        with build_engine(ws, with_pipeline=False) as engine:
             state = engine.state(at=parse_at(at))
-        finally:
-            engine.ledger.close()
         if as_json:
             print_json(state.to_dict())
             return

@@ -25,8 +25,7 @@ def register(app: typer.Typer) -> None:
         from core.pipeline import deploy_candidate
 
         ws = open_workspace(workspace)
-        engine = build_engine(ws, with_pipeline=True)
-        try:
+        with build_engine(ws, with_pipeline=True) as engine:
             outcome = deploy_candidate(
                 directory,
                 engine=engine,
@@ -35,8 +34,6 @@ def register(app: typer.Typer) -> None:
                 submitter=submitter,
                 progress=None if as_json else (lambda stage: err_console.print(f"· {stage}")),
             )
-        finally:
-            engine.ledger.close()
         if as_json:
             print_json(outcome.to_dict())
         elif outcome.blocked:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import typer
@@ -24,12 +25,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the chain, every signature and every role; print the first broken entry."""
         ws = open_workspace(workspace)
-        ledger = ws.ledger()
         registry = ws.registry()
-        try:
+        with closing(ws.ledger()) as ledger:
             entries = ledger.entries()
-        finally:
-            ledger.close()
         subjects: dict[str, ModelSubject] = {}
         for version in sorted({e.version for e in entries}):
             try:
@@ -57,11 +55,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List the latest entries (unverified; use `kfm ledger verify`)."""
-        ledger = open_workspace(workspace).ledger()
-        try:
+        with closing(open_workspace(workspace).ledger()) as ledger:
             entries = ledger.entries()[-last:] if last > 0 else ledger.entries()
-        finally:
-            ledger.close()
         if as_json:
             print_json([e.to_dict() for e in entries])
             return

@@ -71,9 +71,11 @@ def register(app: typer.Typer) -> None:
         from core.monitoring.record import monitor_version
 
         ws = open_workspace(workspace)
-        engine = build_engine(ws, with_pipeline=True)
-        with console.status(
-            f"monitoring {version} on {batch.name} (inference, drift, XAI, energy)..."
+        with (
+            build_engine(ws, with_pipeline=True) as engine,
+            console.status(
+                f"monitoring {version} on {batch.name} (inference, drift, XAI, energy)..."
+            ),
         ):
             outcome = monitor_version(
                 engine,
@@ -99,7 +101,8 @@ def register(app: typer.Typer) -> None:
         from core.monitoring.record import run_history
 
         ws = open_workspace(workspace)
-        rows = run_history(build_engine(ws, with_pipeline=False), version)
+        with build_engine(ws, with_pipeline=False) as engine:
+            rows = run_history(engine, version)
         if as_json:
             print_json(rows)
             return

@@ -7,8 +7,15 @@
 - :mod:`core.decisions.ledger` — the append-only, hash-chained ledger: SQLite by default,
   PostgreSQL for many users (:func:`open_ledger`, :meth:`Ledger.transact`).
 - :mod:`core.decisions.verify` — :func:`verify_ledger`: chain, signatures, roles at their time.
-- :mod:`core.decisions.replay` — :func:`replay`: the channel state as a pure fold of the ledger,
-  and the decision rules (:func:`missing_rules`, :data:`ALLOWED_ROLES`).
-- :mod:`core.decisions.engine` — :class:`DecisionEngine`: submits a reviewer's decision and
-  appends the promotion or rollback it triggers; :func:`rollback_to_last_good_version`.
+- :mod:`core.decisions.state` — what replay produces (:class:`ChannelState`,
+  :class:`VersionState`, :class:`VersionFacts`).
+- :mod:`core.decisions.rules` — every decision rule in one place: :data:`ALLOWED_ROLES`,
+  :func:`missing_rules`, :func:`refusal` and :func:`allowed_actions` (what the engine accepts
+  is exactly what it offers).
+- :mod:`core.decisions.replay` — :func:`replay`: the channel state as a pure fold of the ledger.
+- :mod:`core.decisions.engine` — :class:`DecisionEngine` (a context manager that closes its
+  ledger): submits a reviewer's decision and appends the promotion or rollback it triggers;
+  :func:`rollback_to_last_good_version`.
+- :mod:`core.decisions.reviewer` — a reviewer's decision built with the evidence the policy
+  names, signed (:func:`prepare_decision`) and submitted (:func:`submit_decision`).
 """

@@ -6,9 +6,13 @@ so the check "are the rules met now?" and the append of its consequence happen u
 
 - :meth:`DecisionEngine.submit` takes a reviewer's signed approval, veto or rollback request,
   verifies it (signature, roster key, role at its time, subject = the registry version's
-  digests), refuses self-approval, duplicate votes and votes on settled versions, appends it
-  and — when the replay now shows the rules met — a promotion signed by the pipeline key; a
-  veto or request against the version in production appends a rollback instead.
+  digests), refuses what :func:`core.decisions.rules.refusal` refuses (the same rules
+  :meth:`DecisionEngine.allowed_actions` offers from), appends it and — when the replay now
+  shows the rules met — a promotion signed by the pipeline key; a veto or request against the
+  version in production appends a rollback instead. Reviewers build and sign their record with
+  :mod:`core.decisions.reviewer`.
+- The engine holds the ledger open: use it as a context manager (``with ws.decision_engine()
+  as engine:``), which closes the ledger on the way out.
 - :meth:`DecisionEngine.register` appends the pipeline's ``gates-attested`` and ``registered``
   records for a freshly pushed version (``kfm deploy``).
 - :func:`rollback_to_last_good_version` is the one entry point for automatic rollbacks (drift
@@ -36,11 +40,14 @@ from core.decisions.records import (
     envelope_digest,
     envelope_from_dict,
     envelope_to_dict,
+    read_statement,
     sign_decision,
     verify_decision,
 )
-from core.decisions.replay import ALLOWED_ROLES, PENDING, ChannelState, VersionFacts, replay
+from core.decisions.replay import replay
 from core.decisions.roster import TrustedRoster
+from core.decisions.rules import allowed_actions, refusal
+from core.decisions.state import PRODUCTION, ChannelState, VersionFacts
 from core.decisions.verify import CLOCK_SKEW
 from core.errors import AuthorizationError, LedgerError, RegistryError
 from core.policy import DecisionPolicy
@@ -48,8 +55,6 @@ from core.registry.versions import Registry, VersionRecord
 from core.signing.keys import KeySigner
 
 RollbackTrigger = Literal["veto", "request", "drift", "sovereignty", "telemetry", "validation"]
-HUMAN_KINDS = frozenset({"approve", "veto", "request-rollback", "monitoring"})
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,21 @@ class DecisionEngine:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._records: dict[str, VersionRecord] = {}
 
+    # ----------------------------------------------------------------- lifetime
+    def __enter__(self) -> DecisionEngine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the ledger (the engine is not used after this)."""
+        self.ledger.close()
+
+    def now(self) -> datetime:
+        """The engine's clock: decisions are timed, and checked to be current, by it."""
+        return self._clock()
+
     # ----------------------------------------------------------------- state
     def version_record(self, version: str) -> VersionRecord:
         """The registry record of ``version`` (cached: records are immutable)."""
@@ -102,16 +122,20 @@ class DecisionEngine:
             self._records[version] = self.registry.show(version)
         return self._records[version]
 
+    def version_facts(self, version: str) -> VersionFacts:
+        """Submitter and concerned stewards of ``version``, from its registry record."""
+        record = self.version_record(version)
+        return VersionFacts(record.submitter, record.concerned_stewards)
+
     def facts(self, entries: Sequence[LedgerEntry]) -> dict[str, VersionFacts]:
         """Submitter and concerned stewards of every version the entries register."""
         out: dict[str, VersionFacts] = {}
         for entry in entries:
             if entry.kind == "registered" and entry.version not in out:
                 try:
-                    record = self.version_record(entry.version)
+                    out[entry.version] = self.version_facts(entry.version)
                 except RegistryError:
                     continue  # replay then reports "a registry record for this version"
-                out[entry.version] = VersionFacts(record.submitter, record.concerned_stewards)
         return out
 
     def state(self, *, at: datetime | None = None) -> ChannelState:
@@ -119,29 +143,33 @@ class DecisionEngine:
         entries = self.ledger.entries()
         return replay(entries, self.facts(entries), self.policy, at=at)
 
+    def allowed_actions(self, actor: str, version: str) -> list[tuple[str, str]]:
+        """The ``(action, role)`` pairs :meth:`submit` would accept from ``actor`` now."""
+        return allowed_actions(
+            actor,
+            version,
+            state=self.state(),
+            facts=self.version_facts(version),
+            roster=self.roster,
+            policy=self.policy,
+            at=self.now(),
+        )
+
     # ----------------------------------------------------------------- reviewers
     def submit(self, envelope: Envelope | Mapping[str, Any]) -> list[LedgerEntry]:
-        """Verify and append a reviewer's decision, plus the promotion or rollback it triggers."""
+        """Verify and append a reviewer's decision, plus the promotion or rollback it triggers.
+
+        The signature, the roster key and role at the record's time and the subject (this
+        version's digests) are verified first; then, under the ledger's lock, the rules of
+        :func:`core.decisions.rules.refusal` on the state replayed from the ledger as it is.
+        """
         data = envelope_to_dict(envelope) if isinstance(envelope, Envelope) else dict(envelope)
         parsed = envelope_from_dict(data)
-        version = _peek_version(parsed)
-        record_entry = self.version_record(version)
-        record = verify_decision(parsed, self.roster, expected_subject=record_entry.subject)
-        if record.kind not in HUMAN_KINDS:
-            raise AuthorizationError(
-                f"'{record.kind}' records are appended by the engine, not submitted",
-                field="predicate.decision",
-                expected=sorted(HUMAN_KINDS),
-                found=record.kind,
-            )
-        if record.role not in ALLOWED_ROLES[record.kind]:
-            raise AuthorizationError(
-                f"role '{record.role}' may not {record.kind}",
-                field="predicate.role",
-                expected=sorted(ALLOWED_ROLES[record.kind]),
-                found=record.role,
-            )
-        now = self._clock()
+        version = read_statement(parsed).version
+        subject = self.version_record(version).subject
+        record = verify_decision(parsed, self.roster, expected_subject=subject)
+        facts = self.version_facts(version)
+        now = self.now()
         if record.time > now + CLOCK_SKEW or record.time < now - timedelta(days=1):
             raise AuthorizationError(
                 "decision time is not current",
@@ -149,32 +177,22 @@ class DecisionEngine:
                 expected=f"within a day before {format_time(now)}",
                 found=format_time(record.time),
             )
-        if (
-            record.kind == "approve"
-            and self.policy.forbid_self_approval
-            and record.actor == record_entry.submitter
-        ):
-            raise AuthorizationError(
-                "self-approval is forbidden: the submitter may not approve their own model",
-                field="predicate.actor",
-                expected=f"a reviewer other than '{record_entry.submitter}'",
-                found=record.actor,
-            )
-        if (
-            record.kind == "veto"
-            and record.role == "steward"
-            and record.actor not in record_entry.concerned_stewards
-        ):
-            raise AuthorizationError(
-                f"steward '{record.actor}' is not concerned by this model's footprint",
-                field="predicate.actor",
-                expected=list(record_entry.concerned_stewards) or "no steward (none concerned)",
-                found=record.actor,
-            )
         digest = envelope_digest(data)
 
         def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
-            self._check_vote(entries, record, digest)
+            _refuse_copy(entries, version, digest)
+            before = replay(entries, self.facts(entries), self.policy)
+            refused = refusal(
+                record.kind,
+                record.role,
+                record.actor,
+                version,
+                state=before,
+                facts=facts,
+                policy=self.policy,
+            )
+            if refused is not None:
+                raise refused
             out: list[Envelope | Mapping[str, Any]] = [data]
             provisional = [*entries, *chain(entries[-1] if entries else None, [data], now)]
             after = replay(provisional, self.facts(provisional), self.policy)
@@ -197,44 +215,6 @@ class DecisionEngine:
             return out
 
         return self.ledger.transact(decide)
-
-    def _check_vote(
-        self, entries: Sequence[LedgerEntry], record: DecisionRecord, digest: str
-    ) -> None:
-        facts = self.facts(entries)
-        state = replay(entries, facts, self.policy)
-        current = state.versions.get(record.version)
-        if current is None:
-            raise LedgerError(
-                "version has no registered record in the ledger",
-                field="version",
-                expected="a version registered by `kfm deploy`",
-                found=record.version,
-            )
-        for entry in entries:
-            if entry.version == record.version and envelope_digest(entry.envelope_dict()) == digest:
-                raise AuthorizationError(
-                    "this exact decision record is already in the ledger (replayed record)",
-                    field="envelope",
-                    expected="a new record",
-                    found=f"a copy of entry {entry.seq}",
-                )
-        if record.kind == "approve":
-            if current.state not in PENDING:
-                raise LedgerError(
-                    f"version {record.version} is {current.state.replace('_', ' ')}; "
-                    "there is nothing to approve",
-                    field="version",
-                    expected="a version awaiting decisions",
-                    found=current.state,
-                )
-            if any(v.actor == record.actor and v.role == record.role for v in current.approvals):
-                raise AuthorizationError(
-                    f"'{record.actor}' already approved {record.version} as {record.role}",
-                    field="predicate.actor",
-                    expected="one approval per reviewer and role",
-                    found="a second approval",
-                )
 
     # ----------------------------------------------------------------- pipeline
     def _require_pipeline(self) -> KeySigner:
@@ -416,7 +396,7 @@ def rollback_to_last_good_version(
             current,
             trigger,
             reason,
-            engine._clock(),
+            engine.now(),
             evidence or {},
             drift_summary,
             sovereignty_conflict,
@@ -435,10 +415,16 @@ def rollback_to_last_good_version(
     )
 
 
-def _peek_version(envelope: Envelope) -> str:
-    from core.decisions.records import read_statement
-
-    return read_statement(envelope).version
+def _refuse_copy(entries: Sequence[LedgerEntry], version: str, digest: str) -> None:
+    """A signed record is appended once: a copy of one already in the ledger is refused."""
+    for entry in entries:
+        if entry.version == version and envelope_digest(entry.envelope_dict()) == digest:
+            raise AuthorizationError(
+                "this exact decision record is already in the ledger (replayed record)",
+                field="envelope",
+                expected="a new record",
+                found=f"a copy of entry {entry.seq}",
+            )
 
 
 def _json_bytes(data: Any) -> bytes:

@@ -9,7 +9,7 @@
    (:func:`core.decisions.records.verify_decision`), and again at the time the ledger recorded it,
    so a revoked key cannot back-date a record; the record may not claim a time after it was
    recorded (beyond :data:`CLOCK_SKEW`);
-4. the role may take this kind of decision (:data:`core.decisions.replay.ALLOWED_ROLES`);
+4. the role may take this kind of decision (:data:`core.decisions.rules.ALLOWED_ROLES`);
 5. the row's replay fields equal the signed payload (an edited column is caught);
 6. when the caller gives the registry's subjects, the record is about that version's model.
 """
@@ -30,8 +30,8 @@ from core.decisions.ledger import (
     parse_time,
 )
 from core.decisions.records import envelope_from_dict, verify_decision
-from core.decisions.replay import ALLOWED_ROLES
 from core.decisions.roster import TrustedRoster
+from core.decisions.rules import ALLOWED_ROLES
 from core.errors import KfmError
 from core.signing.digests import ModelSubject
 

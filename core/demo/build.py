@@ -373,14 +373,13 @@ def _deploy_and_approve(
     say: Progress,
     monitoring: bool,
 ) -> DemoInfo:
-    from core.decisions.records import DecisionRecord, EvidenceRef, envelope_to_dict, sign_decision
+    from core.decisions.reviewer import submit_decision
     from core.decisions.verify import verify_ledger
     from core.pipeline import deploy_candidate
     from core.signing.keys import load_signer
 
     say(DEMO_STEPS[4])
-    engine = ws.decision_engine(demo_passphrase(PIPELINE_ID))
-    try:
+    with ws.decision_engine(demo_passphrase(PIPELINE_ID)) as engine:
         outcome = deploy_candidate(
             ws.root / "candidate",
             engine=engine,
@@ -409,23 +408,14 @@ def _deploy_and_approve(
         say(DEMO_STEPS[5])
         approver = next(p for p in people if p.id == FIRST_APPROVER)
         signer = load_signer(ws.path(approver.key), approver.passphrase, key_id=approver.id)
-        evidence_names = ("gates.json", "model.stac.json", "provenance.json")
-        record = DecisionRecord(
-            kind="approve",
-            actor=approver.id,
+        submit_decision(
+            engine,
+            "approve",
+            version,
+            signer,
             role="council",
             reason="demo: gates pass, attributions and lineage reviewed",
-            time=datetime.now(UTC),
-            subject=outcome.pushed.subject,
-            version=version,
-            channel="production",
-            evidence=tuple(
-                EvidenceRef(name=f.name, sha256=f.sha256)
-                for f in outcome.pushed.manifest.files
-                if f.name in evidence_names
-            ),
         )
-        engine.submit(envelope_to_dict(sign_decision(record, signer)))
 
         say(DEMO_STEPS[6])
         if monitoring:
@@ -450,8 +440,6 @@ def _deploy_and_approve(
                 found=list(registry_report.problems),
             )
         state = engine.state().versions[version]
-    finally:
-        engine.ledger.close()
     info = DemoInfo(
         workspace=ws.root,
         version=version,

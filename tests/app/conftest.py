@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import streamlit as st
 
-from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
+from core.decisions.reviewer import submit_decision
 from core.demo.build import DemoInfo, build_demo, demo_passphrase, load_demo
 from core.signing.keys import load_signer
 from core.workspace import Workspace
@@ -70,21 +69,17 @@ def approve_with_core(info: DemoInfo, actor: str, role: str) -> list[str]:
     the last approval needed).
     """
     ws = Workspace.open(info.workspace)
-    engine = ws.decision_engine(demo_passphrase("pipeline"))
-    try:
-        signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
-        record = DecisionRecord(
-            kind="approve",
-            actor=actor,
-            role=role,  # type: ignore[arg-type]  # validated by pydantic
+    signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
+    with ws.decision_engine(demo_passphrase("pipeline")) as engine:
+        appended = submit_decision(
+            engine,
+            "approve",
+            info.version,
+            signer,
+            role=role,
             reason="test: reviewed outside the dashboard",
-            time=datetime.now(UTC),
-            subject=engine.version_record(info.version).subject,
-            version=info.version,
         )
-        return [e.kind for e in engine.submit(envelope_to_dict(sign_decision(record, signer)))]
-    finally:
-        engine.ledger.close()
+    return [e.kind for e in appended]
 
 
 @pytest.fixture

@@ -175,11 +175,8 @@ def test_pages_render_and_an_approval_promotes_offline(
         finally:
             browser.close()
 
-    engine = Workspace.open(demo_copy.workspace).decision_engine(None)
-    try:
+    with Workspace.open(demo_copy.workspace).decision_engine(None) as engine:
         assert engine.state().production == version
-    finally:
-        engine.ledger.close()
     outside = [
         url
         for url in requests + sockets

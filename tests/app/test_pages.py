@@ -258,3 +258,18 @@ def test_an_approver_may_request_a_rollback_of_production(
     assert kinds[-2:] == ["request-rollback", "rollback"], kinds
     assert metrics(at)["Production"] == "none"
     assert kfm_ledger_verify(on_copy.workspace)["ok"] is True
+
+
+def test_the_dashboard_offers_what_the_engine_accepts(
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]]
+) -> None:
+    """Every reviewer is offered the engine's own actions; an approver is still offered a veto."""
+    assert approve(on_copy, "bruno", "council") == ["approve"]
+    version = on_copy.version
+    with Workspace.open(on_copy.workspace).decision_engine(None) as engine:
+        expected = {r.id: engine.allowed_actions(r.id, version) for r in services.reviewers()}
+    assert {r.id: services.allowed_actions(r.id, version) for r in services.reviewers()} == expected
+    assert expected["bruno"] == [("veto", "council")]
+    assert expected[on_copy.submitter] == [("veto", "council")]  # no self-approval
+    at = open_page("decisions", reviewer="bruno")
+    assert at.radio(key="decide-action").options == ["Veto as council"]

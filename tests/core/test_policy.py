@@ -38,6 +38,31 @@ def test_default_policy_screening_and_decisions() -> None:
     assert (s.min_count, s.withheld_buffer_rings) == (11, 1)
     assert d.council_quorum == 2 and d.require_concerned_stewards and d.forbid_self_approval
     assert d.require_working_group_drift_signoff is False
+    assert d.evidence == (
+        "gates.json",
+        "model.stac.json",
+        "provenance.json",
+        "sovereignty/report.json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("evidence", "says"),
+    [
+        ([], "at least 1"),
+        (["gates.json", "gates.json"], "names a file twice"),
+        (["../keys/root.key"], "inside a version"),
+        (["/etc/passwd"], "inside a version"),
+        (["xai//shap.json"], "inside a version"),
+    ],
+)
+def test_decision_evidence_must_name_files_of_a_version(evidence: list[str], says: str) -> None:
+    """[decisions] evidence is a non-empty list of distinct relative paths inside a version."""
+    raw = copy.deepcopy(default_raw())
+    raw["decisions"]["evidence"] = evidence
+    with pytest.raises(PolicyError, match=says) as info:
+        policy_from_dict(raw)
+    assert info.value.field == "decisions.evidence"
 
 
 def test_every_key_in_the_policy_file_names_its_source() -> None:

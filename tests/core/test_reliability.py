@@ -19,11 +19,12 @@ import pytest
 
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import Ledger, PostgresLedger, SQLiteLedger
+from core.decisions.reviewer import submit_decision
 from core.decisions.verify import verify_ledger
 from core.policy import DecisionPolicy
 from core.registry.stores import LocalStore
 from core.registry.versions import Registry
-from core.testing import make_governance, signed_decision, write_version_dir
+from core.testing import make_governance, write_version_dir
 
 PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
 REPO = Path(__file__).resolve().parents[2]
@@ -108,22 +109,13 @@ def _engine(kind: str, location: str, schema: str, registry_dir: str) -> Decisio
 
 
 def _worker(kind: str, location: str, schema: str, registry_dir: str, actor: str) -> None:
-    engine = _engine(kind, location, schema, registry_dir)
-    from datetime import UTC, datetime
-
     order = VERSIONS[:]
     random.Random(actor).shuffle(order)
-    for version in order:
-        envelope = signed_decision(
-            GOV[actor],
-            kind="approve",
-            role="council",
-            version=version,
-            subject=engine.version_record(version).subject,
-            time=datetime.now(UTC),
-        )
-        engine.submit(envelope)
-    engine.ledger.close()
+    with _engine(kind, location, schema, registry_dir) as engine:
+        for version in order:
+            submit_decision(
+                engine, "approve", version, GOV[actor], role="council", reason="concurrent test"
+            )
 
 
 @pytest.mark.slow
@@ -136,37 +128,36 @@ def test_concurrent_appenders_keep_one_chain(kind: str, tmp_path: Path) -> None:
     location = str(tmp_path / "ledger.sqlite") if kind == "sqlite" else str(PG_URL)
     schema = f"kfm_test_{uuid.uuid4().hex[:10]}"
     registry_dir = str(tmp_path / "registry")
-    engine = _engine(kind, location, schema, registry_dir)
-    try:
-        for version in VERSIONS:
-            record = engine.registry.push(
-                version,
-                write_version_dir(tmp_path / version, seed=version),
-                name="m",
-                submitter="dev",
-            )
-            engine.register(record, gates_json=b"{}")
-        context = multiprocessing.get_context("fork")
-        workers = [
-            context.Process(target=_worker, args=(kind, location, schema, registry_dir, actor))
-            for actor in COUNCIL
-        ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(timeout=120)
-        assert [w.exitcode for w in workers] == [0] * 8
-        entries = engine.ledger.entries()
-        kinds = Counter(e.kind for e in entries)
-        assert kinds["approve"] == 200
-        assert kinds["promote"] == 25
-        assert Counter(e.version for e in entries if e.kind == "promote") == Counter(VERSIONS)
-        assert len({e.envelope for e in entries}) == len(entries)
-        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
-        assert verify_ledger(entries, GOV.roster).ok
-        state = engine.state()
-        assert state.production == state.promotions[-1]
-    finally:
-        if isinstance(engine.ledger, PostgresLedger):
-            engine.ledger.drop()
-        engine.ledger.close()
+    with _engine(kind, location, schema, registry_dir) as engine:
+        try:
+            for version in VERSIONS:
+                record = engine.registry.push(
+                    version,
+                    write_version_dir(tmp_path / version, seed=version),
+                    name="m",
+                    submitter="dev",
+                )
+                engine.register(record, gates_json=b"{}")
+            context = multiprocessing.get_context("fork")
+            workers = [
+                context.Process(target=_worker, args=(kind, location, schema, registry_dir, actor))
+                for actor in COUNCIL
+            ]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join(timeout=120)
+            assert [w.exitcode for w in workers] == [0] * 8
+            entries = engine.ledger.entries()
+            kinds = Counter(e.kind for e in entries)
+            assert kinds["approve"] == 200
+            assert kinds["promote"] == 25
+            assert Counter(e.version for e in entries if e.kind == "promote") == Counter(VERSIONS)
+            assert len({e.envelope for e in entries}) == len(entries)
+            assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+            assert verify_ledger(entries, GOV.roster).ok
+            state = engine.state()
+            assert state.production == state.promotions[-1]
+        finally:
+            if isinstance(engine.ledger, PostgresLedger):
+                engine.ledger.drop()

@@ -119,22 +119,21 @@ def test_cli_flow_approve_promote_status_verify(
     assert result.exit_code == 0, result.output
 
     ws = Workspace.open(root)
-    engine = DecisionEngine(
+    with DecisionEngine(
         ledger=ws.ledger(),
         registry=ws.registry(),
         roster=ws.roster(),
         policy=ws.policy().decisions,
         pipeline=ws.pipeline_signer("pipe-secret"),
-    )
-    record = engine.registry.push(
-        "1.0.0",
-        write_version_dir(tmp_path / "v"),
-        name="m",
-        submitter="dev",
-        concerned_stewards=["sam"],
-    )
-    engine.register(record, gates_json=b"{}")
-    engine.ledger.close()
+    ) as engine:
+        record = engine.registry.push(
+            "1.0.0",
+            write_version_dir(tmp_path / "v"),
+            name="m",
+            submitter="dev",
+            concerned_stewards=["sam"],
+        )
+        engine.register(record, gates_json=b"{}")
 
     assert kfm("registry", "list")["versions"] == ["1.0.0"]
     assert kfm("registry", "show", "1.0.0")["submitter"] == "dev"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from core.decisions.ledger import LedgerEntry, format_time
-from core.decisions.replay import VersionFacts, replay
+from core.decisions.replay import replay
+from core.decisions.state import VersionFacts
 from core.policy import DecisionPolicy
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -7,14 +7,13 @@ import json
 import shutil
 import stat
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from core.cli import app, main
-from core.decisions.records import DecisionRecord, envelope_to_dict, sign_decision
+from core.decisions.reviewer import submit_decision
 from core.demo.build import (
     DEMO_STEPS,
     PASSPHRASES_FILE,
@@ -134,27 +133,21 @@ def test_the_demo_can_reach_promotion(demo_dir: tuple[Path, str], tmp_path: Path
     root = tmp_path / "copy"
     shutil.copytree(demo_dir[0], root)
     ws = Workspace.open(root)
-    engine = ws.decision_engine(demo_passphrase("pipeline"))
-    version = engine.state().staging
-    assert version is not None
+    with ws.decision_engine(demo_passphrase("pipeline")) as engine:
+        version = engine.state().staging
+        assert version is not None
 
-    def approve(actor: str, role: str) -> list[str]:
-        signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
-        record = DecisionRecord(
-            kind="approve", actor=actor, role=role, reason="test", time=datetime.now(UTC),
-            subject=engine.version_record(version).subject, version=version,
-        )  # fmt: skip
-        return [e.kind for e in engine.submit(envelope_to_dict(sign_decision(record, signer)))]
+        def approve(actor: str, role: str) -> list[str]:
+            signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
+            appended = submit_decision(engine, "approve", version, signer, role=role, reason="test")
+            return [e.kind for e in appended]
 
-    try:
         with pytest.raises(AuthorizationError, match="self-approval"):
             approve("chidi", "council")
         stewards = engine.version_record(version).concerned_stewards
         kinds = [approve("bruno", "council"), *(approve(s, "steward") for s in stewards)]
         assert kinds[-1] == ["approve", "promote"] and all(k == ["approve"] for k in kinds[:-1])
         assert engine.state().production == version
-    finally:
-        engine.ledger.close()
 
 
 def test_rerun_without_fresh_changes_nothing(

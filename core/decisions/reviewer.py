@@ -1,0 +1,138 @@
+"""A reviewer's decision: built with the evidence the policy names, signed, then submitted.
+
+Every place a person decides — ``kfm approve | veto | request-rollback``, the dashboard, the
+demo and the test fixtures — goes through this module, so every reviewer's record has the same
+shape: the actor is the signer's key id, the channel is ``production``, the time is to the
+second, the reason is not blank, and the evidence is the SHA-256 of each file the policy's
+``[decisions] evidence`` names, as the version's registry record holds it (a named file the
+version does not hold is left out; a decision with no evidence at all is refused).
+
+- :func:`prepare_decision` ``(kind, record, signer, *, role, reason, policy, time) -> dict`` —
+  the signed envelope (JSON data), without submitting it: it can be written to a file and
+  submitted later, by anyone, with :meth:`core.decisions.engine.DecisionEngine.submit`.
+- :func:`submit_decision` ``(engine, kind, version, signer, *, role, reason)`` — prepares the
+  envelope with the engine's registry record, policy and clock, and submits it; returns the
+  ledger entries appended (the decision, and the promotion or rollback it triggered).
+- :func:`decision_envelope` — the one place a decision record is built and signed; the two
+  above call it, and :func:`core.testing.signed_decision` calls it for records of any shape.
+- :func:`decision_evidence`, :func:`check_reason` — the two checks, for callers that want to
+  fail before asking for a passphrase.
+
+Whether the engine accepts the decision is :mod:`core.decisions.rules`' question, not this
+module's: :meth:`DecisionEngine.allowed_actions` says beforehand what it will accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from core.decisions.engine import DecisionEngine
+from core.decisions.ledger import LedgerEntry
+from core.decisions.records import DecisionRecord, EvidenceRef, envelope_to_dict, sign_decision
+from core.decisions.state import PRODUCTION
+from core.errors import AuthorizationError
+from core.policy import DecisionPolicy
+from core.registry.versions import VersionRecord
+from core.signing.digests import ModelSubject
+from core.signing.keys import KeySigner
+
+
+def decision_envelope(
+    signer: KeySigner,
+    *,
+    kind: str,
+    role: str,
+    version: str,
+    subject: ModelSubject,
+    reason: str,
+    time: datetime,
+    evidence: Sequence[EvidenceRef] = (),
+    target_version: str | None = None,
+) -> dict[str, Any]:
+    """A decision record by ``signer`` (actor = its key id) on ``production``, signed, as JSON."""
+    record = DecisionRecord(
+        kind=kind,  # type: ignore[arg-type]  # validated by pydantic
+        actor=signer.key_id,
+        role=role,  # type: ignore[arg-type]  # validated by pydantic
+        reason=reason,
+        time=time,
+        subject=subject,
+        version=version,
+        channel=PRODUCTION,
+        target_version=target_version,
+        evidence=tuple(evidence),
+    )
+    return envelope_to_dict(sign_decision(record, signer))
+
+
+def check_reason(reason: str, *, field: str = "reason") -> str:
+    """The reason without surrounding blanks; a blank reason is refused (``field`` names it)."""
+    if not reason.strip():
+        raise AuthorizationError(
+            "a decision needs a reason", field=field, expected="text", found=repr(reason)
+        )
+    return reason.strip()
+
+
+def decision_evidence(record: VersionRecord, names: Sequence[str]) -> tuple[EvidenceRef, ...]:
+    """The SHA-256 of each file of ``names`` that the version holds, from its registry record."""
+    stored = record.manifest.by_name()
+    evidence = tuple(
+        EvidenceRef(name=name, sha256=stored[name].sha256) for name in names if name in stored
+    )
+    if not evidence:
+        raise AuthorizationError(
+            "the version holds none of the files a decision must record as evidence",
+            file=f"climate/models/{record.version}",
+            field="decisions.evidence",
+            expected=list(names),
+            found=sorted(stored),
+        )
+    return evidence
+
+
+def prepare_decision(
+    kind: str,
+    record: VersionRecord,
+    signer: KeySigner,
+    *,
+    role: str,
+    reason: str,
+    policy: DecisionPolicy,
+    time: datetime,
+) -> dict[str, Any]:
+    """The signed envelope of ``signer``'s decision on ``record``'s version (not submitted)."""
+    return decision_envelope(
+        signer,
+        kind=kind,
+        role=role,
+        version=record.version,
+        subject=record.subject,
+        reason=check_reason(reason),
+        time=time.replace(microsecond=0),
+        evidence=decision_evidence(record, policy.evidence),
+    )
+
+
+def submit_decision(
+    engine: DecisionEngine,
+    kind: str,
+    version: str,
+    signer: KeySigner,
+    *,
+    role: str,
+    reason: str,
+) -> list[LedgerEntry]:
+    """Prepare ``signer``'s decision on ``version`` and submit it; the ledger entries appended."""
+    envelope = prepare_decision(
+        kind,
+        engine.version_record(version),
+        signer,
+        role=role,
+        reason=reason,
+        policy=engine.policy,
+        time=engine.now(),
+    )
+    return engine.submit(envelope)

@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import RegistryError
+from core.jsonio import canonical_json_bytes
 from core.registry.stores import ObjectExists, ObjectStore
 from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSubject
 
@@ -94,8 +95,12 @@ class VersionRecord(BaseModel):
 
     @property
     def digest(self) -> str:
-        """Hex SHA-256 of the stored record (bound into the ``registered`` decision)."""
-        return hashlib.sha256(self.to_json_bytes()).hexdigest()
+        """Hex SHA-256 of the record's RFC 8785 JSON (bound into the ``registered`` decision).
+
+        Computed from the record's data, not the stored text, so any JCS implementation can
+        recompute it from the parsed ``climate/index/<version>.json``.
+        """
+        return hashlib.sha256(canonical_json_bytes(self.model_dump(mode="json"))).hexdigest()
 
 
 class VerifyReport(BaseModel):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from core.errors import RegistryError
 from core.registry.stores import LocalStore, ObjectStore, open_store
@@ -38,6 +41,17 @@ def test_push_show_list_roundtrip(store: ObjectStore, tmp_path: Path) -> None:
     assert registry.verify("1.0.0").ok
     assert registry.read_file("1.0.0", "model.onnx").startswith(b"ONNX")
     assert store.exists("climate/registry.json")
+
+
+def test_record_digest_is_recomputable_from_the_stored_record(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """The record digest is SHA-256 of the RFC 8785 form of the stored index entry."""
+    registry = Registry(store)
+    record = push(registry, tmp_path, "1.0.0")
+    stored = json.loads(store.read(f"{INDEX}/1.0.0.json"))
+    assert record.digest == hashlib.sha256(rfc8785.dumps(stored)).hexdigest()
+    assert registry.show("1.0.0").digest == record.digest
 
 
 def test_second_push_of_same_version_is_refused(store: ObjectStore, tmp_path: Path) -> None:

@@ -68,6 +68,10 @@ def _show(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class EncodingError(KfmError):
+    """Data cannot be written in the form it must take (canonical JSON for a signature)."""
+
+
 class CandidateError(KfmError):
     """A candidate directory is missing, malformed or inconsistent."""
 

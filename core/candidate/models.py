@@ -66,7 +66,9 @@ class Framework(Record):
     """The serialization format and the tools that produced it."""
 
     name: Literal["ONNX"]
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="ONNX package version, semver")
+    version: str = Field(
+        pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description="ONNX package version, semver"
+    )
     opset: int = Field(ge=1)
     producer: str
     producer_version: str
@@ -121,7 +123,7 @@ class ModelMetadata(Record):
 
     schema_version: Literal["1.0"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    version: str = Field(pattern=r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
+    version: str = Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$")
     model_family: str
     title: str
     description: str

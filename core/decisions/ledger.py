@@ -35,11 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import rfc8785
 from securesystemslib.dsse import Envelope
 
 from core.decisions.records import envelope_to_dict, read_statement
 from core.errors import KfmError, LedgerError
+from core.jsonio import canonical_json_bytes
 
 GENESIS = "0" * 64
 Decide = Callable[[Sequence["LedgerEntry"]], Sequence[Envelope | Mapping[str, Any]]]
@@ -104,11 +104,12 @@ class LedgerEntry:
 def entry_hash(seq: int, prev_hash: str, recorded_at: str, envelope_sha256: str) -> str:
     """The hash that chains an entry to its predecessor.
 
-    SHA-256 over the compact JSON array ``[seq, prev_hash, recorded_at, envelope_sha256]``
-    (ints and ASCII strings only, so the JSON text is unambiguous and deterministic).
+    SHA-256 over the RFC 8785 array ``[seq, prev_hash, recorded_at, envelope_sha256]`` (an int
+    and ASCII strings: the same bytes the compact ``json.dumps`` of earlier releases wrote, so
+    stored rows keep verifying).
     """
-    body = json.dumps([seq, prev_hash, recorded_at, envelope_sha256], separators=(",", ":"))
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    body = canonical_json_bytes([seq, prev_hash, recorded_at, envelope_sha256])
+    return hashlib.sha256(body).hexdigest()
 
 
 def envelope_sha256(stored: str) -> str:
@@ -135,7 +136,7 @@ def make_entry(
             found=error.found,
         ) from error
     when = format_time(recorded_at)
-    stored = rfc8785.dumps(data).decode("utf-8")
+    stored = canonical_json_bytes(data).decode("utf-8")
     return LedgerEntry(
         seq=seq,
         prev_hash=prev_hash,

@@ -19,12 +19,8 @@ The envelope has one signature whose ``keyid`` is the fingerprint of the actor's
 (:func:`core.signing.keys.key_fingerprint`). The same record always gives the same payload bytes; only
 the ECDSA signature differs between signings.
 
-Speed: a statement holds only ASCII object keys, strings, ``null`` and arrays, for which RFC 8785
-is exactly what the C-accelerated ``json.dumps(sort_keys=True, ensure_ascii=False, compact)``
-writes (same escapes, lowercase hex in control-character escapes; ASCII keys sort the same by
-code point and UTF-16).
-:func:`canonical_statement_bytes` uses that and falls back to the ``rfc8785`` package for
-anything it cannot prove identical (a lone surrogate); tests compare both on every code point.
+Speed: the canonical bytes come from :func:`core.jsonio.canonical_json_bytes`, whose C-encoder
+fast path covers every statement of this module (ASCII keys, strings, ``null`` and arrays).
 Verification compares the payload once with the record's canonical bytes and takes the actor's
 parsed key from :meth:`core.decisions.roster.TrustedRoster.dsse_key` (parsed once per key).
 
@@ -43,7 +39,6 @@ Public API (the ledger and the dashboard build on these):
   an expired or revoked key at the record's time, a non-canonical payload and (when given) a
   record about another model. Raises :class:`core.errors.VerificationError` or
   :class:`core.errors.AuthorizationError`.
-- :func:`canonical_statement_bytes` ``(statement) -> bytes`` — RFC 8785 bytes of a statement.
 - :func:`envelope_to_dict` / :func:`envelope_from_dict` ``(data, *, copy=True)`` /
   :func:`envelope_digest` — storage
   helpers; ``envelope_digest`` (hex SHA-256 over the canonical envelope JSON) is what a
@@ -64,12 +59,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from securesystemslib.dsse import Envelope
 
 from core.decisions.roster import Role, TrustedRoster
 from core.errors import VerificationError
+from core.jsonio import canonical_json_bytes
 from core.signing.digests import MANIFEST_SUBJECT_SUFFIX, ModelSubject
 from core.signing.keys import KeySigner
 
@@ -168,7 +163,7 @@ class DecisionRecord(BaseModel):
 
     def payload_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of :meth:`to_statement` (what is signed)."""
-        return canonical_statement_bytes(self.to_statement())
+        return canonical_json_bytes(self.to_statement())
 
     @classmethod
     def from_statement(cls, statement: Mapping[str, Any]) -> DecisionRecord:
@@ -235,21 +230,6 @@ class DecisionRecord(BaseModel):
             ) from error
 
 
-def canonical_statement_bytes(statement: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of a statement made by :meth:`DecisionRecord.to_statement`.
-
-    Only for data whose object keys are ASCII and whose values are strings, ``None``, lists and
-    objects (every statement of this module): there ``json.dumps`` writes the RFC 8785 bytes.
-    Strings that are not valid UTF-8 (lone surrogates) go to ``rfc8785``, which refuses them.
-    """
-    try:
-        return json.dumps(
-            statement, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
-    except UnicodeEncodeError:
-        return rfc8785.dumps(dict(statement))
-
-
 def _format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -294,7 +274,7 @@ def envelope_from_dict(data: Mapping[str, Any], *, copy: bool = True) -> Envelop
 def envelope_digest(envelope: Envelope | Mapping[str, Any]) -> str:
     """Hex SHA-256 of the RFC 8785 canonical envelope JSON (for hash-chaining)."""
     data = envelope_to_dict(envelope) if isinstance(envelope, Envelope) else dict(envelope)
-    return hashlib.sha256(rfc8785.dumps(data)).hexdigest()
+    return hashlib.sha256(canonical_json_bytes(data)).hexdigest()
 
 
 def read_statement(envelope: Envelope | Mapping[str, Any]) -> DecisionRecord:

@@ -34,13 +34,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
 
 from core.errors import AuthorizationError, RosterError
+from core.jsonio import canonical_json_bytes
 from core.signing.keys import KeySigner, dsse_public_key, key_fingerprint, public_key_from_pem
 
 Role = Literal["council", "steward", "working_group", "pipeline", "admin"]
@@ -221,15 +221,10 @@ class TrustedRoster:
         return entry
 
 
-def canonical_roster_bytes(data: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of roster data: what the root key signs."""
-    return rfc8785.dumps(dict(data))
-
-
 def sign_roster_data(data: Mapping[str, Any], root: KeySigner) -> dict[str, Any]:
     """A DSSE envelope (as a dict) over the canonical roster, signed by the root key."""
     Roster.from_dict(data)  # never sign a malformed or empty roster
-    envelope = Envelope(canonical_roster_bytes(data), ROSTER_PAYLOAD_TYPE, {})
+    envelope = Envelope(canonical_json_bytes(dict(data)), ROSTER_PAYLOAD_TYPE, {})
     envelope.sign(root.dsse_signer())
     return envelope.to_dict()
 
@@ -283,7 +278,7 @@ def verify_roster_data(
             found=f"signatures by {keyids}" if keyids else "no signatures",
             hint="re-sign with `kfm roster sign` using the governance root key",
         ) from error
-    current = canonical_roster_bytes(data)
+    current = canonical_json_bytes(dict(data))
     if current != parsed.payload:
         raise RosterError(
             "roster was edited after it was signed",

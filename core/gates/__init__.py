@@ -26,7 +26,7 @@ from core.gates.drift import DriftGate
 from core.gates.evidence import TelemetryGate, XaiGate
 from core.gates.governance import CulturalSafetyGate, SovereigntyGate
 from core.gates.skill import AccuracyGate, ExtremesGate, ImpactGate, SpatialPatternGate
-from core.jsonio import write_json
+from core.jsonio import canonical_json_bytes, write_json
 
 if TYPE_CHECKING:
     from core.candidate.load import Candidate
@@ -130,11 +130,8 @@ def _policy_digest(policy: Policy) -> str:
     path = Path(policy.source)
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    from core.jsonio import dumps
-
-    return hashlib.sha256(
-        dumps(policy.model_dump(mode="json", exclude={"source"})).encode()
-    ).hexdigest()
+    data = policy.model_dump(mode="json", exclude={"source"})
+    return hashlib.sha256(canonical_json_bytes(data)).hexdigest()
 
 
 @contextmanager

@@ -35,9 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import RegistryError
+from core.jsonio import canonical_json_bytes
 from core.registry.stores import ObjectExists, ObjectStore
 from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSubject
 
@@ -60,7 +62,9 @@ OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json", 
 # data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
 # can work from a registry version alone.
 OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data", "provenance")
-VERSION_PATTERN = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
+# ASCII digits only: ``\d`` would also match other scripts' digits ('٥'), which pass a check
+# and then fail to order.
+VERSION_PATTERN = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+(?:[.-][0-9A-Za-z.-]+)?")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -94,8 +98,12 @@ class VersionRecord(BaseModel):
 
     @property
     def digest(self) -> str:
-        """Hex SHA-256 of the stored record (bound into the ``registered`` decision)."""
-        return hashlib.sha256(self.to_json_bytes()).hexdigest()
+        """Hex SHA-256 of the record's RFC 8785 JSON (bound into the ``registered`` decision).
+
+        Computed from the record's data, not the stored text, so any JCS implementation can
+        recompute it from the parsed ``climate/index/<version>.json``.
+        """
+        return hashlib.sha256(canonical_json_bytes(self.model_dump(mode="json"))).hexdigest()
 
 
 class VerifyReport(BaseModel):
@@ -122,24 +130,39 @@ class FsckReport(BaseModel):
     damaged: tuple[str, ...] = ()
 
 
-def version_sort_key(version: str) -> tuple[Any, ...]:
-    """Natural order: 1.2.10 after 1.2.9; pre-release text compared as text."""
-    plain = version.lstrip("v").split(".")
-    if all(p.isdigit() for p in plain):  # fast path for plain X.Y.Z
-        return tuple((0, int(p), "") for p in plain)
-    parts = re.split(r"(\d+)", version.lstrip("v"))
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+def version_sort_key(version: str) -> tuple[int, Version | None, str]:
+    """Release order (PEP 440): 1.0.0-rc1 before 1.0.0 before 1.2.9 before 1.2.10.
+
+    Total over any text, so a listing never fails: names that are not valid versions (only a
+    store written by hand or by an older release can hold them) come last, in text order.
+    Equal versions spelled differently (``v1.0.0``, ``1.0.0``) are ordered by their text.
+    """
+    if VERSION_PATTERN.fullmatch(version):
+        try:
+            return (0, Version(version), version)
+        except InvalidVersion:
+            pass
+    return (1, None, version)
 
 
 def check_version(version: str, *, source: str = "version") -> str:
-    """The version if it is a registry version string; :class:`RegistryError` otherwise."""
-    if not VERSION_PATTERN.match(version):
+    """The version if it is a registry version string; :class:`RegistryError` otherwise.
+
+    A version is ``[v]X.Y.Z`` in ASCII digits with an optional ``-``/``.`` suffix that PEP 440
+    can order (``1.2.0-rc1``, ``1.2.0-beta.2``, ``1.2.0.post1``, ``1.2.0-dev``).
+    """
+    expected = "a version such as 1.2.0, 1.2.0-rc1 or 1.2.0.post1 (ASCII digits, optional v)"
+    if not VERSION_PATTERN.fullmatch(version):
+        raise RegistryError("invalid version", field=source, expected=expected, found=version)
+    try:
+        Version(version)
+    except InvalidVersion as error:
         raise RegistryError(
-            "invalid version",
+            "version suffix cannot be ordered",
             field=source,
-            expected="semantic version such as 1.2.0 (optionally v-prefixed)",
+            expected=expected + "; suffixes a, b, rc, alpha, beta, dev, post with a number",
             found=version,
-        )
+        ) from error
     return version
 
 

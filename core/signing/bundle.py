@@ -16,27 +16,49 @@ The *sign* stage of the pipeline, after hashing (:mod:`core.signing.digests`):
    :func:`verify_model` raises :class:`core.errors.VerificationError` naming the failed checks.
 
 Signatures are plain model-signing bundles: ``model_signing verify key`` accepts ours and
-:func:`check_model` accepts its (file-serialized) ones. Model-signing's own errors, some of
-which have an empty message, are translated here.
+:func:`check_model` accepts its (file-serialized) ones. Only model-signing's public API is used
+(``model_signing.hashing``, ``.signing``, ``.verifying`` and the ``manifest`` types they
+exchange); what this module adds on top of it:
+
+- the same statement for the same files: model-signing keeps ignored paths in a frozenset, so
+  their order in the signed statement follows the process's string-hash seed;
+  :class:`_HashingConfig` sorts them. (The statement's bytes still differ between processes:
+  protobuf writes the keys of the ``serialization`` object in a per-process order. Within a
+  process they repeat, and the parsed statement is the same everywhere.);
+- the private key: model-signing reads a PEM file and hands its ``password`` to
+  ``cryptography``, which needs bytes (a ``str``, as annotated, fails on encrypted keys). The
+  opened key is written for it to a private temporary file, encrypted with a one-time random
+  passphrase, and removed once the signer has read it;
+- per-file names: model-signing's root digest covers the file digests, not their names; the
+  statement's resources are compared with the directory by name, each difference named
+  (renamed, extra, missing, changed), and ``integrity.json`` binds the names' manifest digest;
+- readable errors: a tampered envelope makes model-signing raise an exception with an empty
+  message; each check says what failed and why. Verification hashes the files once: the
+  directory hashed by model-signing after the signature verified is the one compared by name.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import os
+import secrets
 import socket
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from model_signing import hashing as ms_hashing
 from model_signing import manifest as ms_manifest
-from model_signing._hashing import hashing as ms_hashing
-from model_signing._signing import sign_ec_key
-from model_signing._signing import sign_sigstore_pb as ms_bundle
-from model_signing._signing import signing as ms_signing
+from model_signing import signing as ms_signing
+from model_signing import verifying as ms_verifying
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import KfmError, SigningError, VerificationError
@@ -46,10 +68,12 @@ from core.signing.digests import (
     Manifest,
     compare_manifests,
     hash_directory,
+    is_sha256_hex,
+    list_files,
     multihash,
     parse_multihash,
 )
-from core.signing.keys import KeySigner, key_fingerprint
+from core.signing.keys import KeySigner, key_fingerprint, public_key_pem
 
 SIGNATURE_FILE = "model.sig"
 INTEGRITY_FILE = "integrity.json"
@@ -61,6 +85,8 @@ SIGSTORE_HOSTS: tuple[tuple[str, int], ...] = (
     ("rekor.sigstore.dev", 443),
 )
 SIGSTORE_PROBE_TIMEOUT = 3.0
+IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+MODEL_SIGNING_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 
 
 class SignatureRef(BaseModel):
@@ -98,49 +124,89 @@ class IntegrityRecord(BaseModel):
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-class _KeyObjectSigner(sign_ec_key.Signer):
-    """model-signing's EC signer, built from an opened key instead of a key file."""
+class _HashingConfig(ms_hashing.Config):
+    """model-signing's file hashing (SHA-256, no symbolic links) with sorted ignored paths.
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
-        self._private_key = private_key
-        sign_ec_key._check_supported_ec_key(private_key.public_key())
+    The manifest of the last :meth:`hash` is kept in :attr:`hashed` (``None`` until a hash
+    completes; :attr:`started` tells whether one began), so callers learn what was signed or
+    compared without hashing the files a second time.
+    """
+
+    def __init__(self, ignore: Iterable[str], *, workers: int | None) -> None:
+        super().__init__()
+        self.use_file_serialization(hashing_algorithm="sha256", max_workers=workers)
+        self.set_ignored_paths(paths=sorted(ignore), ignore_git_paths=True)
+        self.started = False
+        self.hashed: ms_manifest.Manifest | None = None
+
+    def hash(
+        self,
+        model_path: ms_hashing.PathLike,
+        *,
+        files_to_hash: Iterable[ms_hashing.PathLike] | None = None,
+    ) -> ms_manifest.Manifest:
+        """Hash as model-signing does, then rebuild the manifest with its ignored paths sorted."""
+        self.started = True
+        hashed = super().hash(model_path, files_to_hash=files_to_hash)
+        parameters = dict(hashed.serialization_type)
+        if "ignore_paths" in parameters:
+            parameters["ignore_paths"] = sorted(str(p) for p in parameters["ignore_paths"])
+        serialization_type = ms_manifest.SerializationType.from_args(parameters)
+        items = [
+            serialization_type.new_item(d.identifier, d.digest)
+            for d in hashed.resource_descriptors()
+        ]
+        self.hashed = ms_manifest.Manifest(hashed.model_name, items, serialization_type)
+        return self.hashed
 
 
-class _KeyObjectVerifier(sign_ec_key.Verifier):
-    """model-signing's EC verifier, built from a public key object."""
-
-    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
-        self._public_key = public_key
-        sign_ec_key._check_supported_ec_key(public_key)
-
-
-def to_model_signing_manifest(model_name: str, manifest: Manifest) -> ms_manifest.Manifest:
-    """The model-signing manifest for our manifest (file serialization, SHA-256)."""
-    serialization = ms_manifest._FileSerialization(
-        "sha256", False, [Path(p) for p in SIGNED_IGNORE_PATHS]
-    )
-    items = [
-        ms_manifest.FileManifestItem(
-            path=PurePosixPath(f.name),
-            digest=ms_hashing.Digest("sha256", bytes.fromhex(f.sha256)),
+def _hashed_manifest(hashed: ms_manifest.Manifest, root: Path | None = None) -> Manifest:
+    """Our manifest for model-signing's (sizes read from ``root`` when given)."""
+    return Manifest(
+        files=tuple(
+            FileDigest(
+                name=d.identifier,
+                size=(root / d.identifier).stat().st_size if root is not None else None,
+                sha256=d.digest.digest_hex,
+            )
+            for d in hashed.resource_descriptors()
         )
-        for f in manifest.files
-    ]
-    return ms_manifest.Manifest(model_name, items, serialization)
+    )
 
 
-def _model_name(model_dir: Path) -> str:
-    return model_dir.resolve().name
+def _key_signing_config(signer: KeySigner, key_dir: Path) -> ms_signing.Config:
+    """A model-signing configuration that signs with ``signer``'s opened key.
+
+    model-signing takes a PEM path and a password; the key is written to ``key_dir`` (a private
+    temporary directory) encrypted with a one-time random passphrase. The signer reads it here,
+    so the caller may delete ``key_dir`` as soon as this returns.
+    """
+    secret = secrets.token_bytes(32)
+    pem = signer.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(secret),
+    )
+    path = key_dir / "signing-key.pem"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    # Annotated ``str`` but passed to cryptography as is, which needs bytes (model-signing 1.1.1).
+    return ms_signing.Config().use_elliptic_key_signer(
+        private_key=path,
+        password=secret,  # type: ignore[arg-type]
+    )
 
 
 def sign_model(
     model_dir: Path, signer: KeySigner, *, workers: int | None = None
 ) -> IntegrityRecord:
     """Hash ``model_dir``, write ``model.sig`` (EC key, offline) and ``integrity.json``."""
-    signer_impl = _KeyObjectSigner(signer.private_key)
+    with tempfile.TemporaryDirectory(prefix="kfm-sign-") as key_dir:
+        config = _key_signing_config(signer, Path(key_dir))
     return _sign(
         model_dir,
-        signer_impl,
+        config,
         {"method": "key", "key_id": signer.key_id, "public_key_fingerprint": signer.fingerprint},
         workers=workers,
     )
@@ -189,10 +255,8 @@ def sign_model_sigstore(
             found=failure,
             hint="offline, sign with a local key: kfm sign DIR --key KEY",
         )
-    from model_signing._signing import sign_sigstore
-
     try:
-        signer_impl = sign_sigstore.Signer(
+        config = ms_signing.Config().use_sigstore_signer(
             identity_token=identity_token,
             use_staging=use_staging,
             use_ambient_credentials=identity_token is None,
@@ -204,37 +268,45 @@ def sign_model_sigstore(
             expected="a Sigstore trust root and an identity",
             found=str(error) or type(error).__name__,
         ) from error
-    return _sign(model_dir, signer_impl, {"method": "sigstore"}, workers=workers)
+    return _sign(model_dir, config, {"method": "sigstore"}, workers=workers)
 
 
 def _sign(
     model_dir: Path,
-    signer_impl: ms_signing.Signer,
+    config: ms_signing.Config,
     signed_with: dict[str, str],
     *,
     workers: int | None,
 ) -> IntegrityRecord:
-    model_dir = Path(model_dir)
-    manifest = hash_directory(model_dir, exclude=SIGNED_IGNORE_PATHS, workers=workers)
-    if not manifest.files:
+    # Resolved, so the statement names the model after the real directory, as before.
+    model_dir = Path(model_dir).resolve()
+    # Our walk first: it names a symbolic link or special file clearly, and finds emptiness.
+    if not list_files(model_dir, exclude=SIGNED_IGNORE_PATHS):
         raise SigningError(
             "nothing to sign",
             file=str(model_dir),
             expected="at least one file",
             found="an empty directory",
         )
-    payload = ms_signing.Payload(to_model_signing_manifest(_model_name(model_dir), manifest))
+    hashing = _HashingConfig(SIGNED_IGNORE_PATHS, workers=workers)
+    signature_path = model_dir / SIGNATURE_FILE
     try:
-        signature = signer_impl.sign(payload)
+        config.set_hashing_config(hashing).sign(model_dir, signature_path)
     except Exception as error:  # noqa: BLE001 - vendor errors translated at the edge
         raise SigningError(
             "model-signing could not sign",
-            file=str(model_dir / SIGNATURE_FILE),
+            file=str(signature_path),
             expected="a signature",
-            found=str(error) or type(error).__name__,
+            found=_describe(error),
         ) from error
-    signature_path = model_dir / SIGNATURE_FILE
-    signature.write(signature_path)
+    if hashing.hashed is None:
+        raise SigningError(
+            "model-signing signed without hashing through the given configuration",
+            file=str(signature_path),
+            expected="the manifest it signed",
+            found="none",
+        )
+    manifest = _hashed_manifest(hashing.hashed, model_dir)
     record = IntegrityRecord(
         integrity=IntegrityBlock(
             hash=multihash(manifest.digest),
@@ -296,9 +368,45 @@ class VerificationReport(BaseModel):
         return data
 
 
-def _signed_manifest(model_manifest: ms_manifest.Manifest) -> tuple[Manifest, list[str]]:
-    """Our manifest and the ignored paths from a verified model-signing manifest."""
-    serialization = model_manifest.serialization_type
+def _read_statement(signature: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Sigstore bundle and the in-toto statement inside its DSSE envelope (not verified)."""
+    bundle = json.loads(signature)
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"], validate=True))
+    if not isinstance(statement, dict):
+        raise TypeError(f"the DSSE payload is a JSON {type(statement).__name__}, not an object")
+    return bundle, statement
+
+
+def _statement_error(field: str, expected: Any, found: Any) -> VerificationError:
+    return VerificationError(
+        "not a model-signing statement",
+        file=SIGNATURE_FILE,
+        field=field,
+        expected=expected,
+        found=found,
+    )
+
+
+def _signed_manifest(statement: Mapping[str, Any]) -> tuple[Manifest, list[str]]:
+    """The files (names, digests) and ignored paths listed by a model-signing statement.
+
+    Checks what model-signing checks before it trusts a statement (statement and predicate
+    types, one subject whose digest is the SHA-256 over the listed file digests, in the listed
+    order) and refuses serializations other than whole files hashed with SHA-256.
+    """
+    if statement.get("_type") != IN_TOTO_STATEMENT_TYPE:
+        raise _statement_error("_type", IN_TOTO_STATEMENT_TYPE, statement.get("_type"))
+    if statement.get("predicateType") != MODEL_SIGNING_PREDICATE_TYPE:
+        raise _statement_error(
+            "predicateType", MODEL_SIGNING_PREDICATE_TYPE, statement.get("predicateType")
+        )
+    subjects = statement.get("subject")
+    if not (isinstance(subjects, list) and len(subjects) == 1 and isinstance(subjects[0], dict)):
+        raise _statement_error("subject", "one subject (the model)", subjects)
+    predicate = statement.get("predicate")
+    serialization = predicate.get("serialization") if isinstance(predicate, dict) else None
+    if not isinstance(serialization, dict):
+        raise _statement_error("predicate.serialization", "an object", serialization)
     if serialization.get("method") != "files" or serialization.get("hash_type") != "sha256":
         raise VerificationError(
             "unsupported signature serialization",
@@ -309,22 +417,123 @@ def _signed_manifest(model_manifest: ms_manifest.Manifest) -> tuple[Manifest, li
             f"hash {serialization.get('hash_type')!r}",
             hint="sign without --use_shard_serialization and with SHA-256",
         )
-    files = tuple(
-        FileDigest(name=d.identifier, size=None, sha256=d.digest.digest_hex)
-        for d in model_manifest.resource_descriptors()
-    )
-    return Manifest(files=files), [str(p) for p in serialization.get("ignore_paths", [])]
-
-
-def _statement_unverified(signature_path: Path) -> ms_manifest.Manifest:
-    bundle = json.loads(signature_path.read_text(encoding="utf-8"))
-    payload = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-    return ms_signing.dsse_payload_to_manifest(payload)
+    resources = predicate.get("resources") if isinstance(predicate, dict) else None
+    if not isinstance(resources, list):
+        raise _statement_error("predicate.resources", "a list of files", resources)
+    files: list[FileDigest] = []
+    root = hashlib.sha256()
+    for index, resource in enumerate(resources):
+        digest = resource.get("digest") if isinstance(resource, dict) else None
+        if not (
+            isinstance(resource, dict)
+            and resource.get("algorithm") == "sha256"
+            and isinstance(digest, str)
+            and is_sha256_hex(digest)
+            and isinstance(resource.get("name"), str)
+        ):
+            raise _statement_error(
+                f"predicate.resources[{index}]",
+                "{name, algorithm: 'sha256', digest: 64 lowercase hex digits}",
+                resource,
+            )
+        root.update(bytes.fromhex(digest))
+        try:
+            files.append(FileDigest(name=resource["name"], sha256=digest))
+        except ValueError as error:  # pydantic's ValidationError: not a relative POSIX path
+            raise _statement_error(
+                f"predicate.resources[{index}].name", "a relative POSIX path", resource["name"]
+            ) from error
+    subject_digest = subjects[0].get("digest")
+    claimed = subject_digest.get("sha256") if isinstance(subject_digest, dict) else None
+    if claimed != root.hexdigest():
+        raise VerificationError(
+            "statement is inconsistent: its subject digest is not the digest of its files",
+            file=SIGNATURE_FILE,
+            field="subject[0].digest.sha256",
+            expected=root.hexdigest(),
+            found=claimed,
+        )
+    try:
+        manifest = Manifest(files=tuple(files))
+    except ValueError as error:  # duplicate names
+        raise _statement_error("predicate.resources", "unique file names", str(error)) from error
+    ignored = serialization.get("ignore_paths", [])
+    return manifest, [str(p) for p in ignored] if isinstance(ignored, list) else []
 
 
 def _describe(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class _KeyVerification:
+    """What model-signing's key verification found."""
+
+    signature_ok: bool
+    detail: str
+    hashed: ms_manifest.Manifest | None = None
+    files_error: str | None = None
+
+
+def _key_hint(public_key: ec.EllipticCurvePublicKey) -> str:
+    """How a model-signing bundle names its key: hex SHA-256 of the public key's PEM."""
+    pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(pem).hexdigest()
+
+
+def _verify_with_key(
+    model_dir: Path,
+    signature: bytes,
+    sig_name: str,
+    bundle: Mapping[str, Any],
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    workers: int | None,
+) -> _KeyVerification:
+    """model-signing's verification (signature, then every file) of the bytes already read.
+
+    model-signing reads a key file and a signature file: both go to a private temporary
+    directory, the signature as the very bytes whose statement the caller parsed. It hashes the
+    directory only once the signature and statement verified, so whether hashing started tells
+    a bad signature from changed files whatever its (sometimes empty) error message says.
+    """
+    fingerprint = key_fingerprint(public_key)
+    hashing = _HashingConfig({sig_name}, workers=workers)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kfm-verify-") as work:
+            key_path = Path(work) / "public-key.pem"
+            key_path.write_text(public_key_pem(public_key), encoding="ascii")
+            copy = Path(work) / sig_name
+            copy.write_bytes(signature)
+            config = ms_verifying.Config().use_elliptic_key_verifier(public_key=key_path)
+            config.set_hashing_config(hashing).verify(model_dir, copy)
+    except Exception as error:  # noqa: BLE001 - model-signing raises bare exceptions
+        if hashing.started:
+            return _KeyVerification(
+                signature_ok=True,
+                detail=f"valid ECDSA signature by key {fingerprint}",
+                hashed=hashing.hashed,
+                files_error=_describe(error),
+            )
+        material = bundle.get("verificationMaterial")
+        key = material.get("publicKey") if isinstance(material, dict) else None
+        hint = key.get("hint") if isinstance(key, dict) else None
+        if hint and hint != _key_hint(public_key):
+            detail = f"signed by another key than {fingerprint}"
+        else:
+            detail = (
+                f"signature does not verify with key {fingerprint}: the DSSE envelope was "
+                f"edited or signed by another key ({_describe(error)})"
+            )
+        return _KeyVerification(signature_ok=False, detail=detail)
+    return _KeyVerification(
+        signature_ok=True,
+        detail=f"valid ECDSA signature by key {fingerprint}",
+        hashed=hashing.hashed,
+    )
 
 
 def check_model(
@@ -346,39 +555,38 @@ def check_model(
     if not signature_path.exists():
         add("signature", "failed", sig_name, "signature file is missing")
         return VerificationReport(path=str(model_dir), checks=tuple(checks))
+    signature = signature_path.read_bytes()
+    try:
+        bundle, statement = _read_statement(signature)
+        unreadable = None
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        bundle, statement, unreadable = {}, {}, _describe(error)
 
-    # 1. Signature (authenticity of the statement).
-    verified: ms_manifest.Manifest | None = None
+    # 1. Signature (authenticity of the statement), and model-signing's own file check.
+    verification: _KeyVerification | None = None
     if public_key is None:
         add("signature", "skipped", sig_name, "no public key given (--key): not authenticated")
+    elif unreadable is not None:
+        add("signature", "failed", sig_name, f"not a Sigstore bundle ({unreadable})")
     else:
-        fingerprint = key_fingerprint(public_key)
-        try:
-            bundle = ms_bundle.Signature.read(signature_path)
-            verified = _KeyObjectVerifier(public_key).verify(bundle)
-            add("signature", "ok", sig_name, f"valid ECDSA signature by key {fingerprint}")
-        except Exception as error:  # noqa: BLE001 - model-signing raises bare exceptions
-            text = _describe(error)
-            if "Key mismatch" in text:
-                detail = f"signed by another key than {fingerprint}"
-            elif isinstance(error, json.JSONDecodeError | KeyError):
-                detail = f"not a Sigstore bundle ({text})"
-            else:
-                detail = (
-                    f"signature does not verify with key {fingerprint}: the DSSE envelope was "
-                    f"edited or signed by another key ({text})"
-                )
-            add("signature", "failed", sig_name, detail)
+        verification = _verify_with_key(
+            model_dir, signature, sig_name, bundle, public_key, workers=workers
+        )
+        add(
+            "signature",
+            "ok" if verification.signature_ok else "failed",
+            sig_name,
+            verification.detail,
+        )
 
     # 2. Statement (what was signed): names and digests of every file.
+    if unreadable is not None:
+        add("statement", "failed", sig_name, f"statement cannot be read ({unreadable})")
+        return VerificationReport(path=str(model_dir), checks=tuple(checks))
     try:
-        statement = verified if verified is not None else _statement_unverified(signature_path)
         signed, ignored = _signed_manifest(statement)
     except KfmError as error:
         add("statement", "failed", sig_name, error.diagnostics())
-        return VerificationReport(path=str(model_dir), checks=tuple(checks))
-    except Exception as error:  # noqa: BLE001 - malformed bundle or statement
-        add("statement", "failed", sig_name, f"statement cannot be read ({_describe(error)})")
         return VerificationReport(path=str(model_dir), checks=tuple(checks))
     add(
         "statement",
@@ -388,25 +596,33 @@ def check_model(
         f"manifest digest {signed.digest}",
     )
 
-    # 3. Files: every digest, no extra, missing or renamed file.
-    exclude = {*ignored, sig_name}
+    # 3. Files, by name: every digest, no extra, missing or renamed file. After a verified
+    # signature, model-signing has hashed the directory already; otherwise hash it here.
+    vendor_error = verification.files_error if verification else None
     try:
-        actual = hash_directory(model_dir, exclude=exclude, workers=workers)
+        if verification is not None and verification.hashed is not None:
+            actual = _hashed_manifest(verification.hashed)
+        else:
+            actual = hash_directory(model_dir, exclude={*ignored, sig_name}, workers=workers)
     except KfmError as error:
         add("files", "failed", error.file or str(model_dir), error.diagnostics())
     else:
         problems = compare_manifests(signed, actual)
         for problem in problems:
             add("files", "failed", problem.name, f"{problem.kind}: {problem.detail}")
-        if not problems:
+        if not problems and vendor_error is not None:
+            add("files", "failed", ".", f"model-signing refused the files ({vendor_error})")
+        elif not problems:
             add("files", "ok", ".", f"all {len(actual.files)} file digests match")
 
     # 4. Integrity block.
-    checks.extend(_check_integrity(model_dir, signature_path, signed))
+    checks.extend(_check_integrity(model_dir, signature_path.name, signature, signed))
     return VerificationReport(path=str(model_dir), checks=tuple(checks), manifest=signed)
 
 
-def _check_integrity(model_dir: Path, signature_path: Path, signed: Manifest) -> Iterable[Check]:
+def _check_integrity(
+    model_dir: Path, sig_name: str, signature: bytes, signed: Manifest
+) -> Iterable[Check]:
     integrity_path = model_dir / INTEGRITY_FILE
     if not integrity_path.exists():
         return [
@@ -448,9 +664,9 @@ def _check_integrity(model_dir: Path, signature_path: Path, signed: Manifest) ->
         hash_hex = error.diagnostics()
     if hash_hex != signed.digest:
         fail("integrity.hash", multihash(signed.digest), record.integrity.hash)
-    if record.integrity.signature.href != signature_path.name:
-        fail("integrity.signature.href", signature_path.name, record.integrity.signature.href)
-    sig_digest = multihash(hashlib.sha256(signature_path.read_bytes()).hexdigest())
+    if record.integrity.signature.href != sig_name:
+        fail("integrity.signature.href", sig_name, record.integrity.signature.href)
+    sig_digest = multihash(hashlib.sha256(signature).hexdigest())
     if record.integrity.signature.checksum != sig_digest:
         fail("integrity.signature.file:checksum", sig_digest, record.integrity.signature.checksum)
     if record.root_digest != multihash(signed.root_digest):

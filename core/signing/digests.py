@@ -36,10 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import VerificationError
+from core.jsonio import canonical_json_bytes
 
 MULTIHASH_SHA256_PREFIX = "1220"
 """Multihash prefix for SHA-256: function code 0x12, digest length 0x20 (32 bytes)."""
@@ -155,7 +155,7 @@ class Manifest(BaseModel):
             "algorithm": self.algorithm,
             "files": [{"name": f.name, "sha256": f.sha256} for f in self.files],
         }
-        return rfc8785.dumps(body)
+        return canonical_json_bytes(body)
 
     @property
     def digest(self) -> str:

@@ -263,6 +263,13 @@ BAD_CANDIDATES: list[tuple[str, Callable[[Path], None], str, str | None, str]] =
         "required field is missing",
     ),
     (
+        "version-unicode-digits",
+        _meta(lambda d: d.update(version="١.٢.٣")),
+        "model_metadata.json",
+        "version",
+        "should match pattern",
+    ),
+    (
         "naive-datetime",
         _meta(lambda d: d.update(created="2026-01-01T00:00:00")),
         "model_metadata.json",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import uuid
@@ -92,6 +93,18 @@ def test_append_chains_and_reads_back(ledger: Ledger) -> None:
     assert (entries[1].actor, entries[1].kind, entries[1].role) == ("bob", "approve", "council")
     assert entries[0].envelope_dict() == json.loads(first.envelope)
     assert verify_ledger(entries, GOV.roster).ok
+
+
+def test_rows_keep_the_encoding_of_earlier_releases(ledger: Ledger) -> None:
+    """Stored envelopes are RFC 8785 text and chain hashes equal the compact json.dumps of old."""
+    ledger.append(vote("alice"))
+    ledger.append(vote("bob", kind="veto"))
+    for entry in ledger.entries():
+        assert entry.envelope.encode("utf-8") == rfc8785.dumps(json.loads(entry.envelope))
+        digest = hashlib.sha256(entry.envelope.encode("utf-8")).hexdigest()
+        body = [entry.seq, entry.prev_hash, entry.recorded_at, digest]
+        legacy = hashlib.sha256(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        assert entry.entry_hash == legacy.hexdigest()
 
 
 def test_transact_appends_nothing_when_decide_raises(ledger: Ledger) -> None:

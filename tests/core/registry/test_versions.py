@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from core.errors import RegistryError
 from core.registry.stores import LocalStore, ObjectStore, open_store
-from core.registry.versions import INDEX, MODELS, Registry, VersionRecord
+from core.registry.versions import (
+    INDEX,
+    MODELS,
+    Registry,
+    VersionRecord,
+    check_version,
+    version_sort_key,
+)
 from core.testing import MemoryStore, write_version_dir
 
 
@@ -38,6 +48,17 @@ def test_push_show_list_roundtrip(store: ObjectStore, tmp_path: Path) -> None:
     assert registry.verify("1.0.0").ok
     assert registry.read_file("1.0.0", "model.onnx").startswith(b"ONNX")
     assert store.exists("climate/registry.json")
+
+
+def test_record_digest_is_recomputable_from_the_stored_record(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """The record digest is SHA-256 of the RFC 8785 form of the stored index entry."""
+    registry = Registry(store)
+    record = push(registry, tmp_path, "1.0.0")
+    stored = json.loads(store.read(f"{INDEX}/1.0.0.json"))
+    assert record.digest == hashlib.sha256(rfc8785.dumps(stored)).hexdigest()
+    assert registry.show("1.0.0").digest == record.digest
 
 
 def test_second_push_of_same_version_is_refused(store: ObjectStore, tmp_path: Path) -> None:
@@ -133,3 +154,53 @@ def test_rollback_files_are_create_once(store: ObjectStore) -> None:
     registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})
     with pytest.raises(RegistryError, match="already exists"):
         registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})
+
+
+def test_versions_sort_in_release_order() -> None:
+    """Pre-releases come before their release, 1.2.10 after 1.2.9, non-versions last."""
+    names = ["1.10.0", "1.2.10", "1.0.0", "1.0.0-rc1", "1.2.9", "v1.0.0", "1.0.0-beta.2", "junk"]
+    assert sorted(names, key=version_sort_key) == [
+        "1.0.0-beta.2",
+        "1.0.0-rc1",
+        "1.0.0",
+        "v1.0.0",
+        "1.2.9",
+        "1.2.10",
+        "1.10.0",
+        "junk",
+    ]
+
+
+def test_registry_lists_pre_release_before_release(store: ObjectStore, tmp_path: Path) -> None:
+    """A pushed release candidate is listed before its release and after the previous one."""
+    registry = Registry(store)
+    for version in ("1.10.0", "1.0.0", "1.0.0-rc1", "0.9.0"):
+        push(registry, tmp_path, version)
+    assert registry.list() == ["0.9.0", "1.0.0-rc1", "1.0.0", "1.10.0"]
+
+
+@pytest.mark.parametrize("version", ["١.٢.٣", "1.2.٥", "1.2.3-rc٥", "１.2.3"])
+def test_unicode_digits_are_refused(version: str) -> None:
+    """Digits of other scripts are refused with an error naming the version, not a crash."""
+    with pytest.raises(RegistryError, match="invalid version") as caught:
+        check_version(version)
+    assert caught.value.found == version
+    assert "ASCII" in str(caught.value.expected)
+
+
+@pytest.mark.parametrize("version", ["1.2.3\n", "1.2", "1.2.3-", "../1.2.3", "1.2.3/x"])
+def test_malformed_versions_are_refused(version: str) -> None:
+    """A trailing newline, a missing part, an empty suffix or a path are refused."""
+    with pytest.raises(RegistryError, match="invalid version"):
+        check_version(version)
+
+
+def test_unorderable_suffix_is_refused_at_push(store: ObjectStore, tmp_path: Path) -> None:
+    """A suffix PEP 440 cannot order is refused before anything is written."""
+    registry = Registry(store)
+    with pytest.raises(RegistryError, match="cannot be ordered") as caught:
+        push(registry, tmp_path, "1.0.0-foo")
+    assert caught.value.found == "1.0.0-foo"
+    assert registry.list() == []
+    for version in ("1.2.0-rc1", "1.2.0-beta.2", "1.2.0.post1", "1.2.0-dev", "v1.2.0"):
+        assert check_version(version) == version

@@ -14,6 +14,7 @@ import pytest
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from model_signing import signing as ms_signing
 from typer.testing import CliRunner
 
 from core.cli import signing as signing_cli
@@ -89,6 +90,65 @@ def test_statement_bytes_are_deterministic(signed: tuple[Path, KeySigner]) -> No
     assert payload() == first
 
 
+_SIGN_IN_SUBPROCESS = """
+import base64, json, sys
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric import ec
+from core.signing.bundle import sign_model
+from core.signing.keys import KeySigner
+model = Path(sys.argv[1])
+sign_model(model, KeySigner(key_id="k", private_key=ec.generate_private_key(ec.SECP256R1())))
+bundle = json.loads((model / "model.sig").read_text())
+sys.stdout.write(base64.b64decode(bundle["dsseEnvelope"]["payload"]).decode())
+"""
+
+
+def test_statement_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Signing in processes with other hash seeds gives the same statement, ignored paths sorted."""
+    model = _model(tmp_path / "model")
+    repository = Path(__file__).resolve().parents[3]
+    statements = []
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", _SIGN_IN_SUBPROCESS, str(model)],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(repository)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        statements.append(json.loads(result.stdout))
+    assert statements[0] == statements[1]
+    assert statements[0]["predicate"]["serialization"] == {
+        "method": "files",
+        "hash_type": "sha256",
+        "allow_symlinks": False,
+        "ignore_paths": [".git", ".gitattributes", ".github", ".gitignore", INTEGRITY_FILE,
+                         SIGNATURE_FILE],
+    }  # fmt: skip
+    assert statements[0]["subject"][0]["name"] == "model"
+
+
+def test_private_key_reaches_model_signing_encrypted_and_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model-signing reads the key from an encrypted PEM that is gone once signing is done."""
+    seen: list[tuple[Path, bytes, object]] = []
+    original = ms_signing.Config.use_elliptic_key_signer
+
+    def spy(self: ms_signing.Config, *, private_key: Path, password: object = None) -> object:
+        seen.append((Path(private_key), Path(private_key).read_bytes(), password))
+        return original(self, private_key=private_key, password=password)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ms_signing.Config, "use_elliptic_key_signer", spy)
+    model = _model(tmp_path / "model")
+    signer = _signer(tmp_path)
+    sign_model(model, signer)
+    ((path, pem, password),) = seen
+    assert b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem
+    assert isinstance(password, bytes) and len(password) >= 32
+    assert not path.exists() and not path.parent.exists()
+    assert verify_model(model, public_key=signer.public_key).ok
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_flipped_byte_in_any_file_is_named(signed: tuple[Path, KeySigner], name: str) -> None:
     """One flipped bit in any file fails the files check naming that file."""
@@ -162,6 +222,40 @@ def test_without_key_files_checked_signature_skipped(signed: tuple[Path, KeySign
     assert report.checks[0].status == "skipped"
     (model / "model.onnx").write_bytes(b"swapped")
     assert _failed(check_model(model).checks) == [("files", "model.onnx")]
+
+
+def test_symbolic_link_added_after_signing_is_named(signed: tuple[Path, KeySigner]) -> None:
+    """A symbolic link in a signed directory fails the files check naming it; the signature holds."""
+    model, signer = signed
+    (model / "xai" / "link.json").symlink_to(model / "model.onnx")
+    report = check_model(model, public_key=signer.public_key)
+    assert report.checks[0].status == "ok"
+    assert _failed(report.checks) == [("files", "xai/link.json")]
+    assert "symbolic link" in report.failures[0].detail
+
+
+def test_unreadable_signature_file_is_reported(signed: tuple[Path, KeySigner]) -> None:
+    """A model.sig that is not a bundle fails the signature and statement checks, with a reason."""
+    model, signer = signed
+    (model / SIGNATURE_FILE).write_text("not json")
+    report = check_model(model, public_key=signer.public_key)
+    assert _failed(report.checks) == [("signature", SIGNATURE_FILE), ("statement", SIGNATURE_FILE)]
+    assert "not a Sigstore bundle (JSONDecodeError" in report.failures[0].detail
+
+
+def test_shard_serialization_is_refused_with_advice(signed: tuple[Path, KeySigner]) -> None:
+    """A statement of shard digests is refused naming its serialization and how to re-sign."""
+    model, _ = signed
+    path = model / SIGNATURE_FILE
+    bundle = json.loads(path.read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["predicate"]["serialization"]["method"] = "shards"
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    path.write_text(json.dumps(bundle))
+    report = check_model(model)
+    assert _failed(report.checks) == [("statement", SIGNATURE_FILE)]
+    assert "unsupported signature serialization" in report.failures[0].detail
+    assert "use_shard_serialization" in report.failures[0].detail
 
 
 def test_missing_signature_fails(tmp_path: Path) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
-from model_signing import hashing as ms_hashing
-from model_signing._signing import signing as ms_signing
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from model_signing import signing as ms_signing
 
 from core.errors import VerificationError
 from core.signing.digests import (
@@ -77,8 +80,19 @@ def test_root_digest_equals_model_signing(tmp_path: Path) -> None:
     """The root digest equals model-signing's subject digest for the same files and order."""
     root = _bundle(tmp_path / "m")
     ours = hash_directory(root)
-    theirs = ms_signing.Payload(ms_hashing.Config().hash(root)).statement.pb.subject[0]
-    assert theirs.digest["sha256"] == ours.root_digest
+    key = tmp_path / "key.pem"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    signature = tmp_path / "model.sig"
+    ms_signing.Config().use_elliptic_key_signer(private_key=key).sign(root, signature)
+    bundle = json.loads(signature.read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == ours.root_digest
     assert [f.name for f in ours.files][:2] == ["a/b.txt", "a-b.txt"]
 
 

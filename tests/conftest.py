@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STANDARDS = REPO_ROOT.parent / "shared" / "standards"
 
 
 @pytest.fixture(scope="session")

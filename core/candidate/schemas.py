@@ -1,7 +1,9 @@
-"""JSON Schemas of the domain types, written into ``schemas/`` by ``kfm schemas export``.
+"""JSON Schemas of the domain types, generated in memory by :func:`all_schemas`.
 
-A test regenerates them and fails when ``schemas/`` is stale. Other stages register extra
-schemas (regions, the STAC project extension) through :data:`EXTRA_SCHEMAS`.
+The engine validates against these in-memory schemas and never reads a schema file.
+``kfm schemas export`` writes them into a folder (``./schemas`` by default: the repository's
+``schemas/`` is the exported copy for users, and a test fails when it is stale). Other stages
+register extra schemas (regions, the STAC project extension) through :data:`EXTRA_SCHEMAS`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from core.candidate.models import DOMAIN_TYPES
 from core.jsonio import dumps
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
+EXPORT_DIR = Path("schemas")  # relative: the current directory's schemas/
 SCHEMA_BASE_URI = "https://kfm.example/schemas/"
 
 # file name -> "module:function" returning a JSON Schema dict (imported lazily).
@@ -39,7 +41,7 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
-def export_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+def export_schemas(directory: Path = EXPORT_DIR) -> list[Path]:
     """Write every schema into ``directory``; returns the written paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -50,7 +52,7 @@ def export_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
     return written
 
 
-def stale_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
+def stale_schemas(directory: Path = EXPORT_DIR) -> list[str]:
     """File names in ``directory`` that differ from what export would write."""
     stale = []
     for file_name, schema in sorted(all_schemas().items()):

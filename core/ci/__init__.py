@@ -17,11 +17,10 @@ part of "Determinism Requirements" (ids as in reports and JUnit test cases):
 """
 
 from core.ci.report import CiCheck, CiError, CiFailure, CiReport
-from core.ci.run import CHECK_TITLES, DEFAULT_STANDARDS, CiOptions, run_ci_candidate
+from core.ci.run import CHECK_TITLES, CiOptions, run_ci_candidate
 
 __all__ = [
     "CHECK_TITLES",
-    "DEFAULT_STANDARDS",
     "CiCheck",
     "CiError",
     "CiFailure",

@@ -7,18 +7,24 @@ finds; an engine error met while checking becomes a failure naming its file and 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from core.candidate.schemas import all_schemas
 from core.ci.report import CHECK_TITLES, CiCheck, CiFailure
+from core.describe import KFM_EXTENSION_URI, check_item_assets
+from core.describe.validate import (
+    SchemaProblem,
+    load_standards,
+    prov_json_problems,
+    schema_problems,
+    stac_problems,
+)
 from core.errors import KfmError
 
 SCHEMA_FILES: dict[str, str] = {
@@ -27,7 +33,7 @@ SCHEMA_FILES: dict[str, str] = {
     "xai/shap_summary.json": "xai_summary.schema.json",
 }
 PROV_FILE = "provenance/training.prov.json"
-PROV_SCHEMA = "prov/prov-json.schema.json"  # W3C PROV-JSON schema, in the standards directory
+PROV_SCHEMA = "prov-json"  # the W3C PROV-JSON schema of core.describe.validate
 TELEMETRY_SCHEMA = "telemetry.schema.json"
 MLM_PREFIX = "https://stac-extensions.github.io/mlm/"
 MAX_TEXT = 200
@@ -54,54 +60,60 @@ def error_failure(error: BaseException, *, file: str, message: str = "") -> CiFa
 
 
 # --------------------------------------------------------------------------- metadata schema
-def schema_failures(data: Any, schema: Mapping[str, Any], *, file: str) -> list[CiFailure]:
-    """Every violation of a JSON Schema (its own draft; 2020-12 if unnamed) by ``data``."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.validators import validator_for
+def standards_failure(error: KfmError, standards: Path | None) -> CiFailure:
+    """An unusable standards folder (``kfm ci --standards``), as a failure of the check."""
+    return replace(error_failure(error, file=str(standards)), field="--standards")
 
-    validator = validator_for(dict(schema), default=Draft202012Validator)(dict(schema))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+
+def schema_failures(problems: Iterable[SchemaProblem], *, file: str) -> list[CiFailure]:
+    """Schema violations (:mod:`core.describe.validate`) as failures naming ``file``."""
     return [
         CiFailure(
             file=file,
-            field=e.json_path,
-            expected=f"{e.validator}: {short(e.validator_value, 120)}",
-            found=short(e.instance, 120),
-            message=short(e.message, 160),
+            field=p.field,
+            expected=p.expected,
+            found=p.found,
+            message=short(f"{p.schema}: {p.message}", 300),
         )
-        for e in errors
+        for p in problems
     ]
 
 
-def metadata_schema_check(root: Path, schema_dir: Path, standards: Path | None) -> CiCheck:
-    """The candidate's JSON files against ``schemas/`` (and its PROV-JSON against the W3C
-    PROV-JSON schema when the standards directory is there), then the loader's checks."""
+def metadata_schema_check(root: Path, standards: Path | None = None) -> CiCheck:
+    """The candidate's JSON files against the project's schemas (generated from the domain
+    models), its PROV-JSON against the W3C PROV-JSON schema (packaged, or from ``standards``),
+    then the loader's checks."""
     from core.candidate.load import check_candidate
     from core.jsonio import read_json_file
 
     failures: list[CiFailure] = []
-    targets = [(rel, schema_dir / name) for rel, name in SCHEMA_FILES.items()]
-    notes = []
-    if standards is not None and (standards / PROV_SCHEMA).is_file():
-        targets.append((PROV_FILE, standards / PROV_SCHEMA))
-    else:
-        notes.append(f"{PROV_FILE}: PROV-JSON schema not found in the standards directory")
+    schemas = all_schemas()
     telemetry = sorted((root / "telemetry").glob("*.json")) if (root / "telemetry").is_dir() else []
-    targets += [(p.relative_to(root).as_posix(), schema_dir / TELEMETRY_SCHEMA) for p in telemetry]
+    targets = [*SCHEMA_FILES.items(), (PROV_FILE, PROV_SCHEMA)]
+    targets += [(p.relative_to(root).as_posix(), TELEMETRY_SCHEMA) for p in telemetry]
     if not telemetry:
         failures.append(CiFailure("telemetry/", "*.json", "at least one telemetry record", "none"))
-    for rel, schema_path in targets:
+    try:
+        prov_source = load_standards(standards).source
+    except KfmError as error:
+        failures.append(standards_failure(error, standards))
+        prov_source = None
+    for rel, name in targets:
         path = root / rel
         if not path.is_file():
             failures.append(CiFailure(rel, "-", "a file", "missing", "required file is missing"))
             continue
         try:
             data = read_json_file(path, display=rel)
-            schema = json.loads(schema_path.read_text(encoding="utf-8"))
-        except (KfmError, OSError, ValueError) as error:
+        except KfmError as error:
             failures.append(error_failure(error, file=rel))
             continue
-        failures += schema_failures(data, schema, file=rel)
+        if name != PROV_SCHEMA:
+            failures += schema_failures(
+                schema_problems(data, schemas[name], schema_name=name), file=rel
+            )
+        elif prov_source is not None:
+            failures += schema_failures(prov_json_problems(data, standards), file=rel)
     report = check_candidate(root)
     seen = {(f.file, f.field) for f in failures}
     for check in report.checks:
@@ -120,41 +132,23 @@ def metadata_schema_check(root: Path, schema_dir: Path, standards: Path | None) 
     return CiCheck(
         id="metadata-schema",
         title="Deployment metadata schema",
-        measured=f"{len(targets)} JSON files against their schemas; "
-        f"{len(report.checks)} loader checks",
+        measured=f"{len(targets)} JSON files against their schemas (PROV-JSON: "
+        f"{prov_source or 'not loaded'}); {len(report.checks)} loader checks",
         failures=tuple(failures),
-        notes=tuple(notes),
     )
 
 
 # --------------------------------------------------------------------------- STAC item
-def load_validator(standards: Path) -> ModuleType:
-    """Import ``validate_stac.py`` from the standards directory (it lives outside the project)."""
-    script = standards / "validate_stac.py"
-    spec = importlib.util.spec_from_file_location("validate_stac", script)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {script}")
-    module = sys.modules.get("validate_stac")
-    if module is None or getattr(module, "__file__", None) != str(script):
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["validate_stac"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 def stac_item_check(
     item: Any,
     *,
     item_file: str,
     roots: Sequence[Path],
-    standards: Path | None,
-    schema_dir: Path,
-    allow_missing_standards: bool = False,
+    standards: Path | None = None,
     built: bool = False,
 ) -> CiCheck:
-    """STAC core + MLM (offline, bundled schemas) + the ``kfm:`` extension + asset files."""
-    from core.candidate.schemas import SCHEMA_BASE_URI
-    from core.describe import KFM_EXTENSION_URI, check_item_assets, check_item_extension
+    """STAC core + every listed extension, the ``kfm:`` one included (offline: pystac's validator
+    over the packaged schemas, or those of ``standards``) + asset files."""
 
     title = "STAC item correctness"
     if not isinstance(item, dict):
@@ -178,54 +172,25 @@ def stac_item_check(
         failures.append(
             CiFailure(item_file, "stac_extensions", KFM_EXTENSION_URI, short(extensions))
         )
-    validator_file = standards / "validate_stac.py" if standards is not None else None
-    if validator_file is not None and validator_file.is_file():
-        module = load_validator(validator_file.parent)
-        store = module.LocalSchemaStore([(SCHEMA_BASE_URI, schema_dir)])
-        for problem in module.validate(item, store=store):
-            if problem.startswith(KFM_EXTENSION_URI):
-                continue  # reported below by the project's own extension check
-            schema, _, rest = problem.partition(": ")
-            field, _, message = rest.partition(": ")
+    try:
+        source = load_standards(standards).source
+    except KfmError as error:
+        failures.append(standards_failure(error, standards))
+        measured = "nothing: the standards folder could not be read"
+    else:
+        for problem in stac_problems(item, standards):
             failures.append(
                 CiFailure(
                     item_file,
-                    field if field.startswith("$") else "-",
-                    f"valid against {schema}",
-                    short(message or rest or problem, 300),
+                    problem.field,
+                    f"valid against {problem.schema}",
+                    short(problem.message, 300),
                     "STAC schema violation",
                 )
             )
         measured = (
             f"STAC {item.get('stac_version')} core + {len(extensions)} extension schemas "
-            f"(offline, {standards}) + kfm: extension"
-        )
-    else:
-        shown = str(standards) if standards is not None else "(none given)"
-        measured = "kfm: extension schema only (STAC core and MLM not checked)"
-        notes.append(
-            f"standards directory {shown} not found: only the project extension schema "
-            "could be checked, not STAC core or MLM"
-        )
-        if not allow_missing_standards:
-            failures.append(
-                CiFailure(
-                    shown,
-                    "--standards",
-                    "a directory with validate_stac.py and the STAC core and MLM schemas",
-                    "missing",
-                    "only the project extension schema could be checked",
-                )
-            )
-    for finding in check_item_extension(item):
-        failures.append(
-            CiFailure(
-                item_file,
-                finding.subject,
-                f"valid against {KFM_EXTENSION_URI}",
-                finding.message,
-                "kfm: extension",
-            )
+            f"(offline: {source}; kfm: generated)"
         )
     asset_findings = check_item_assets(item, list(roots))
     for finding in asset_findings:

@@ -40,9 +40,10 @@ from core.errors import KfmError
 from core.policy import DEFAULT_POLICY_PATH
 from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
+# Where the ``core`` package is imported from (a checkout, or site-packages): the staging
+# interpreter starts there so that ``-m core.ci.stage`` imports this same package. Nothing is read.
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_REGIONS_PATH = DEFAULT_POLICY_PATH.parent / "regions.geojson"
-DEFAULT_STANDARDS = REPO_ROOT.parent / "shared" / "standards"
 DEFAULT_TOLERANCE = 1e-4
 """Target units (K for the reference): ~3 float32 ulps at 300 K. Tree ensembles summed by
 onnxruntime on several threads add in another order (measured: 3.05e-5 K = 1 ulp)."""
@@ -52,12 +53,15 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class CiOptions:
-    """What ``kfm ci`` checks against: policy, regions, standards, tolerances."""
+    """What ``kfm ci`` checks against: policy, regions, standards, tolerances.
+
+    ``standards`` overrides the packaged standard schemas with a folder laid out the same way
+    (``core/resources/standards``); None uses the packaged ones.
+    """
 
     policy_path: Path = DEFAULT_POLICY_PATH
     regions_path: Path = DEFAULT_REGIONS_PATH
-    standards: Path | None = DEFAULT_STANDARDS
-    allow_missing_standards: bool = False
+    standards: Path | None = None
     inference_tolerance: float = DEFAULT_TOLERANCE
     threads: tuple[int, ...] = DEFAULT_THREADS
     resolution_deg: float = DEFAULT_RESOLUTION_DEG
@@ -143,7 +147,6 @@ def run_checks(
     compared with the stored files; the STAC and sovereignty checks read the stored outputs.
     """
     from core.candidate.load import load_candidate
-    from core.candidate.schemas import SCHEMA_DIR
     from core.policy import load_policy
     from core.sovereignty.regions import load_regions
 
@@ -156,7 +159,7 @@ def run_checks(
         checks.append(
             timed(
                 "metadata-schema",
-                lambda: metadata_schema_check(root, SCHEMA_DIR, opts.standards),
+                lambda: metadata_schema_check(root, opts.standards),
                 say,
                 str(root),
             )
@@ -321,8 +324,6 @@ def _stac(
     error: CiFailure | None,
     stored: bool = False,
 ) -> CiCheck:
-    from core.candidate.schemas import SCHEMA_DIR
-
     candidate = setup.get("candidate")
     if not stored and candidate is not None and candidate.stac_item is not None:
         return stac_item_check(
@@ -330,8 +331,6 @@ def _stac(
             item_file="stac/model-item.json",
             roots=[root / "stac", root],
             standards=opts.standards,
-            schema_dir=SCHEMA_DIR,
-            allow_missing_standards=opts.allow_missing_standards,
         )
     if error is not None and not stored:
         return failed_check("stac-item", error)
@@ -344,8 +343,6 @@ def _stac(
         roots=[outputs],
         built=True,
         standards=opts.standards,
-        schema_dir=SCHEMA_DIR,
-        allow_missing_standards=opts.allow_missing_standards,
     )
 
 

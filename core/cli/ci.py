@@ -26,14 +26,9 @@ def register(app: typer.Typer) -> None:
         standards: Path | None = typer.Option(
             None,
             "--standards",
-            help="Offline standards directory with validate_stac.py "
-            "(default: ../shared/standards beside the repository, if it exists).",
-        ),
-        allow_missing_standards: bool = typer.Option(
-            False,
-            "--allow-missing-standards",
-            help="Pass the STAC check with only the project extension schema when the "
-            "standards directory is absent.",
+            help="Override the standard schemas shipped with the package (STAC extensions, "
+            "MLM, PROV-JSON) with a folder laid out like core/resources/standards "
+            "(default: the packaged ones).",
         ),
         policy_file: Path | None = typer.Option(
             None, "--policy", help="Policy file (default: governance/policy.toml)."
@@ -53,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Run every CI check on a candidate or a registry version; exit 0 only when all hold."""
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        from core.ci import DEFAULT_STANDARDS, CiOptions, run_ci_candidate
+        from core.ci import CiOptions, run_ci_candidate
         from core.ci.report import CiError
         from core.ci.run import DEFAULT_REGIONS_PATH
         from core.ci.version import run_ci_version
@@ -75,8 +70,7 @@ def register(app: typer.Typer) -> None:
         options = CiOptions(
             policy_path=policy_file or policy_default,
             regions_path=regions_file or regions_default,
-            standards=standards if standards is not None else DEFAULT_STANDARDS,
-            allow_missing_standards=allow_missing_standards,
+            standards=standards,
             inference_tolerance=tolerance,
         )
         with Progress(

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     ) -> None:
         """Write the STAC item (MLM) and the PROV lineage (JSON, PROV-N, Turtle); exit 1 when a
-        check fails (asset checksums, time order, PROV consistency)."""
+        check fails (STAC and PROV-JSON schemas, asset checksums, time order, PROV consistency)."""
         from core.candidate.load import load_candidate
         from core.describe import describe_candidate, read_stages
 

@@ -1,4 +1,4 @@
-"""``kfm schemas``: export and check the JSON Schemas in ``schemas/``."""
+"""``kfm schemas``: export and check the JSON Schemas (``./schemas`` unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from core.candidate.schemas import SCHEMA_DIR, export_schemas, stale_schemas
+from core.candidate.schemas import EXPORT_DIR, export_schemas, stale_schemas
 from core.cli._output import console
 
 
@@ -14,16 +14,26 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(help="JSON Schemas of the domain types.", no_args_is_help=True)
 
     @group.command("export")
-    def export(out: Path = typer.Option(SCHEMA_DIR, "--out", help="Folder to write into.")) -> None:
-        """Write the JSON Schema of every domain type into schemas/."""
+    def export(
+        out: Path = typer.Option(
+            EXPORT_DIR,
+            "--out",
+            help="Folder to write into (default: ./schemas, in the current directory).",
+        ),
+    ) -> None:
+        """Write the JSON Schema of every domain type (and regions, kfm: extension) into a folder."""
         for path in export_schemas(out):
             console.print(f"wrote {path}")
 
     @group.command("check")
     def check(
-        directory: Path = typer.Option(SCHEMA_DIR, "--dir", help="Folder to compare."),
+        directory: Path = typer.Option(
+            EXPORT_DIR,
+            "--dir",
+            help="Folder to compare (default: ./schemas, in the current directory).",
+        ),
     ) -> None:
-        """Exit 1 when schemas/ differs from what export would write."""
+        """Exit 1 when the folder differs from what export would write."""
         stale = stale_schemas(directory)
         if stale:
             console.print(f"[red]stale schemas:[/] {', '.join(stale)} (run 'kfm schemas export')")

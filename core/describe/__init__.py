@@ -8,8 +8,10 @@
 - :mod:`core.describe.stages` — :func:`deployment_stages` (validation, signing, screening, push
   as ``kfm deploy`` runs them) and :func:`lineage_with_decisions` (a version's provenance with its
   ledger decisions appended, for the dashboard's lineage page).
-- :mod:`core.describe.checks` — what schemas cannot check: files vs checksums, time order,
-  ``doc.unified()``.
+- :mod:`core.describe.validate` — offline validation against the standard schemas shipped as
+  package data: STAC core and every listed extension through pystac's validator, PROV-JSON.
+- :mod:`core.describe.checks` — the describe checks: those schemas, and what schemas cannot
+  check: files vs checksums, time order, ``doc.unified()``.
 - :mod:`core.describe.run` — :func:`describe_candidate` ties them together for ``kfm describe``.
 """
 
@@ -17,6 +19,8 @@ from core.describe.checks import (
     Finding,
     check_item_assets,
     check_item_extension,
+    check_item_schemas,
+    check_prov_json_schema,
     check_prov_order,
     check_prov_unified,
     describe_findings,
@@ -54,6 +58,8 @@ __all__ = [
     "candidate_stages",
     "check_item_assets",
     "check_item_extension",
+    "check_item_schemas",
+    "check_prov_json_schema",
     "check_prov_order",
     "check_prov_unified",
     "decision_stages",

@@ -1,4 +1,6 @@
-"""Checks the schemas cannot make: files against checksums, time order, PROV consistency.
+"""The describe checks: the item and the lineage against the standard schemas (offline, through
+:mod:`core.describe.validate`), and what schemas cannot check: files against checksums, time
+order, PROV consistency.
 
 Each check returns a list of :class:`Finding` (empty = passed) so ``kfm describe`` and
 ``kfm ci`` can report every problem at once; :func:`require` turns findings into one
@@ -7,6 +9,7 @@ Each check returns a list of :class:`Finding` (empty = passed) so ``kfm describe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +27,8 @@ from prov.model import (
 )
 
 from core.describe.extension import kfm_field_errors
+from core.describe.lineage import prov_json
+from core.describe.validate import prov_json_problems, stac_problems
 from core.errors import DescribeError, KfmError
 from core.signing.digests import sha256_file
 
@@ -107,7 +112,21 @@ def check_item_extension(item: Mapping[str, Any]) -> list[Finding]:
     return [Finding("kfm-extension", "item", problem) for problem in kfm_field_errors(item)]
 
 
+def check_item_schemas(item: Mapping[str, Any]) -> list[Finding]:
+    """The item is valid against STAC core and every schema it lists in ``stac_extensions``
+    (the ``kfm:`` extension included), all preloaded from package data."""
+    return [
+        Finding("stac-schema", p.schema, f"{p.field}: {p.message}") for p in stac_problems(item)
+    ]
+
+
 # --------------------------------------------------------------------------- PROV
+def check_prov_json_schema(doc: ProvDocument) -> list[Finding]:
+    """The document's PROV-JSON serialization is valid against the W3C PROV-JSON schema."""
+    problems = prov_json_problems(json.loads(prov_json(doc)))
+    return [Finding("prov-json-schema", p.field, p.message) for p in problems]
+
+
 def check_prov_unified(doc: ProvDocument) -> list[Finding]:
     """``doc.unified()`` merges the records without a conflict."""
     try:
@@ -227,8 +246,9 @@ def describe_findings(
 ) -> list[Finding]:
     """Every describe check on an item, its lineage and the files they name."""
     return [
-        *check_item_extension(item),
+        *check_item_schemas(item),
         *check_item_assets(item, roots),
+        *check_prov_json_schema(doc),
         *check_prov_unified(doc),
         *check_prov_order(doc),
     ]

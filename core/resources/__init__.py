@@ -3,8 +3,9 @@
 - ``governance/policy.toml`` — the default policy (:data:`DEFAULT_POLICY_PATH`);
 - ``governance/regions.geojson`` — the fictional example steward regions of the demo
   (:data:`EXAMPLE_REGIONS_PATH`);
-- ``standards/`` — the official schemas the offline checks validate against (STAC 1.1 core and
-  the extensions the items use, MLM v1.4.0, PROV-JSON), each folder with its licence and source.
+- ``standards/`` — the official schemas the offline checks validate against (the STAC extensions
+  the items use, MLM v1.4.0, PROV-JSON), each folder with its licence and source
+  (:data:`STANDARDS_PATH`, read by :mod:`core.describe.validate`; STAC core ships with pystac).
 
 Everything is read through :mod:`importlib.resources`; nothing here looks outside the package.
 """
@@ -22,3 +23,4 @@ def resource_path(*parts: str) -> Path:
 
 DEFAULT_POLICY_PATH = resource_path("governance", "policy.toml")
 EXAMPLE_REGIONS_PATH = resource_path("governance", "regions.geojson")
+STANDARDS_PATH = resource_path("standards")

@@ -1,4 +1,5 @@
-"""JSON Schemas in schemas/ are current and describe the files a candidate holds."""
+"""JSON Schemas: generated in memory, exported to schemas/ (kept current), and describing the files
+a candidate holds."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
+from typer.testing import CliRunner
 
-from core.candidate.schemas import SCHEMA_DIR, all_schemas, stale_schemas
+from core.candidate.schemas import all_schemas, stale_schemas
+from core.cli import app
+from tests.conftest import REPO_ROOT
 
 
 def test_schemas_are_current() -> None:
     """schemas/ matches what `kfm schemas export` would write (run it after changing a model)."""
-    assert stale_schemas() == []
+    assert stale_schemas(REPO_ROOT / "schemas") == []
 
 
 def test_stale_schema_is_detected(tmp_path: Path) -> None:
@@ -25,13 +30,27 @@ def test_stale_schema_is_detected(tmp_path: Path) -> None:
 
 
 def test_reference_files_validate_against_schemas(reference_candidate_dir: Path) -> None:
-    """The reference candidate's JSON files validate against the exported schemas."""
+    """The reference candidate's JSON files validate against the schemas generated in memory."""
     pairs = {
         "model_metadata.json": "model_metadata.schema.json",
         "model_summary.json": "model_summary.schema.json",
         "xai/shap_summary.json": "xai_summary.schema.json",
         "telemetry/training.json": "telemetry.schema.json",
     }
+    schemas = all_schemas()
     for rel, schema_name in pairs.items():
-        schema = json.loads((SCHEMA_DIR / schema_name).read_text())
-        jsonschema.validate(json.loads((reference_candidate_dir / rel).read_text()), schema)
+        data = json.loads((reference_candidate_dir / rel).read_text())
+        jsonschema.validate(data, schemas[schema_name])
+
+
+def test_cli_export_and_check_default_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kfm schemas check` fails where ./schemas is missing; `export` writes ./schemas there."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["schemas", "check"]).exit_code == 1
+    result = runner.invoke(app, ["schemas", "export"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == sorted(all_schemas())
+    assert runner.invoke(app, ["schemas", "check"]).exit_code == 0

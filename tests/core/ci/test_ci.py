@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from core.candidate.load import load_candidate
-from core.candidate.schemas import SCHEMA_DIR
 from core.ci import CHECK_TITLES, CiOptions, CiReport, run_ci_candidate
 from core.ci.boundary import boundary_check
 from core.ci.checks import (
@@ -27,12 +26,10 @@ from core.ci.checks import (
     tree_digests,
 )
 from core.ci.run import DEFAULT_REGIONS_PATH
-from core.describe import describe_candidate
+from core.describe import KFM_EXTENSION_URI, MLM_EXTENSION_URI, describe_candidate
 from core.policy import load_policy
+from core.resources import STANDARDS_PATH
 from core.sovereignty.regions import load_regions
-from tests.conftest import STANDARDS
-
-OPTIONS = CiOptions(standards=STANDARDS)
 
 
 def _edit_json(path: Path, edit: Any) -> None:
@@ -44,7 +41,7 @@ def _edit_json(path: Path, edit: Any) -> None:
 @pytest.fixture(scope="module")
 def reference_report(reference_candidate_dir: Path) -> CiReport:
     """One full CI run on the reference candidate, shared by the module."""
-    return run_ci_candidate(reference_candidate_dir, OPTIONS)
+    return run_ci_candidate(reference_candidate_dir)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +53,7 @@ def bad_telemetry_report(
     shutil.copytree(reference_candidate_dir, root)
     for path in sorted((root / "telemetry").glob("*.json")):
         _edit_json(path, lambda d: d.update(pue=5.0))
-    return run_ci_candidate(root, OPTIONS)
+    return run_ci_candidate(root)
 
 
 @pytest.fixture(scope="module")
@@ -116,21 +113,40 @@ def test_json_report_round_trips(bad_telemetry_report: CiReport) -> None:
 def test_metadata_schema_check_names_file_and_field(candidate: Path) -> None:
     """A licence of the wrong type fails the schema check at model_metadata.json $.license."""
     _edit_json(candidate / "model_metadata.json", lambda d: d.update(license=42))
-    check = metadata_schema_check(candidate, SCHEMA_DIR, STANDARDS)
+    check = metadata_schema_check(candidate)
     assert not check.passed
     fields = {(f.file, f.field) for f in check.failures}
     assert ("model_metadata.json", "$.license") in fields
 
 
 def test_metadata_schema_check_reads_prov_json_schema(candidate: Path) -> None:
-    """A PROV-JSON activity with a malformed start time fails against the W3C PROV-JSON schema."""
+    """A PROV-JSON generation without its entity fails against the packaged W3C PROV-JSON
+    schema, with no standards folder given."""
     path = candidate / "provenance" / "training.prov.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    first = sorted(data["activity"])[0]
-    data["activity"][first]["prov:startTime"] = ["not", "a", "time"]
+    relation = sorted(data["wasGeneratedBy"])[0]
+    del data["wasGeneratedBy"][relation]["prov:entity"]
     path.write_text(json.dumps(data), encoding="utf-8")
-    check = metadata_schema_check(candidate, SCHEMA_DIR, STANDARDS)
-    assert any(f.file == "provenance/training.prov.json" for f in check.failures)
+    check = metadata_schema_check(candidate)
+    failures = [f for f in check.failures if f.file == "provenance/training.prov.json"]
+    assert failures and failures[0].message.startswith("W3C PROV-JSON schema: ")
+    assert failures[0].field == f"$.wasGeneratedBy['{relation}']"
+    assert "prov:entity" in failures[0].message
+
+
+def test_metadata_schema_check_fails_without_a_prov_json_schema(
+    reference_candidate_dir: Path, tmp_path: Path
+) -> None:
+    """An override folder without the PROV-JSON schema fails the check naming --standards; the
+    PROV-JSON check is never skipped."""
+    standards = tmp_path / "standards"
+    shutil.copytree(STANDARDS_PATH, standards)
+    (standards / "prov" / "prov-json.schema.json").unlink()
+    check = metadata_schema_check(reference_candidate_dir, standards)
+    assert [f.field for f in check.failures] == ["--standards"]
+    assert check.failures[0].file.endswith("prov/prov-json.schema.json")
+    assert check.failures[0].found == "missing"
+    assert metadata_schema_check(reference_candidate_dir).passed
 
 
 @pytest.fixture(scope="module")
@@ -153,16 +169,13 @@ def test_stac_check_refuses_an_invalid_mlm_field(
 ) -> None:
     """mlm:accelerator 'cpu' (not an MLM value) fails the STAC check against the MLM schema."""
     item, root = described_item
-    assert stac_item_check(
-        item, item_file="x.json", roots=[root], standards=STANDARDS, schema_dir=SCHEMA_DIR
-    ).passed
+    assert stac_item_check(item, item_file="x.json", roots=[root]).passed
     broken = json.loads(json.dumps(item))
     broken["properties"]["mlm:accelerator"] = "cpu"
-    check = stac_item_check(
-        broken, item_file="x.json", roots=[root], standards=STANDARDS, schema_dir=SCHEMA_DIR
-    )
+    check = stac_item_check(broken, item_file="x.json", roots=[root])
     assert not check.passed
-    assert any("mlm" in f.expected and f.file == "x.json" for f in check.failures)
+    failure = next(f for f in check.failures if "mlm" in f.expected)
+    assert failure.file == "x.json" and failure.field == "$.properties['mlm:accelerator']"
 
 
 def test_stac_check_rehashes_assets(
@@ -173,29 +186,42 @@ def test_stac_check_rehashes_assets(
     copy = tmp_path / "layout"
     shutil.copytree(root, copy)
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"\0")
-    check = stac_item_check(
-        item, item_file="x.json", roots=[copy], standards=STANDARDS, schema_dir=SCHEMA_DIR
-    )
+    check = stac_item_check(item, item_file="x.json", roots=[copy])
     assert any(f.field.startswith("assets.") and "checksum" in f.found for f in check.failures)
 
 
-def test_stac_check_without_standards(
+def test_stac_check_refuses_an_unknown_kfm_field(
+    described_item: tuple[dict[str, Any], Path],
+) -> None:
+    """An unknown kfm: field fails against the project's extension schema, generated in memory."""
+    item, root = described_item
+    broken = json.loads(json.dumps(item))
+    broken["properties"]["kfm:bogus"] = 1
+    check = stac_item_check(broken, item_file="x.json", roots=[root])
+    assert [f.expected for f in check.failures] == [f"valid against {KFM_EXTENSION_URI}"]
+    assert "kfm:bogus" in check.failures[0].found
+
+
+def test_stac_check_with_a_standards_override(
     described_item: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:
-    """Without the standards directory the STAC check says so and fails unless allowed."""
+    """--standards replaces the packaged schemas: a folder without MLM fails naming the MLM URL,
+    a missing folder fails naming --standards, and nothing is fetched instead."""
     item, root = described_item
-    missing = tmp_path / "no-standards"
-    kwargs: dict[str, Any] = {
-        "item_file": "x.json",
-        "roots": [root],
-        "standards": missing,
-        "schema_dir": SCHEMA_DIR,
-    }
-    check = stac_item_check(item, **kwargs)
-    assert not check.passed and check.failures[0].field == "--standards"
-    assert "only the project extension schema" in check.notes[0]
-    allowed = stac_item_check(item, allow_missing_standards=True, **kwargs)
-    assert allowed.passed and "only the project extension schema" in allowed.notes[0]
+    standards = tmp_path / "standards"
+    shutil.copytree(STANDARDS_PATH, standards)
+    assert stac_item_check(item, item_file="x.json", roots=[root], standards=standards).passed
+    shutil.rmtree(standards / "stac-mlm")
+    check = stac_item_check(item, item_file="x.json", roots=[root], standards=standards)
+    (failure,) = check.failures
+    assert failure.field.startswith("$.stac_extensions[")
+    assert failure.expected == f"valid against {MLM_EXTENSION_URI}"
+    assert str(standards) in check.measured
+    missing = stac_item_check(
+        item, item_file="x.json", roots=[root], standards=tmp_path / "no-standards"
+    )
+    assert [f.field for f in missing.failures] == ["--standards"]
+    assert missing.failures[0].found == "missing"
 
 
 def test_xai_check_fails_on_a_missing_attribution(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from onnx import TensorProto, helper
 
 from core.candidate.load import load_candidate
-from core.candidate.schemas import SCHEMA_BASE_URI, SCHEMA_DIR
 from core.describe import (
     KFM_EXTENSION_URI,
     MLM_EXTENSION_URI,
@@ -25,18 +23,15 @@ from core.describe import (
     kfm_extension_schema,
 )
 from core.describe.stac import model_io
+from core.describe.validate import stac_problems
 from core.errors import DescribeError
 from core.jsonio import dumps
-from tests.conftest import REPO_ROOT, STANDARDS
-
-sys.path.insert(0, str(STANDARDS))
-from validate_stac import LocalSchemaStore, validate  # noqa: E402
+from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture(scope="module")
-def store() -> LocalSchemaStore:
-    """Bundled official schemas plus the project's own schemas/ folder."""
-    return LocalSchemaStore([(SCHEMA_BASE_URI, REPO_ROOT / "schemas")])
+def validate(item: dict[str, Any]) -> list[str]:
+    """Every problem of the item against STAC core and its extensions, offline, as text."""
+    return [str(p) for p in stac_problems(item)]
 
 
 @pytest.fixture(scope="module")
@@ -50,46 +45,42 @@ def described(
 
 
 def test_item_validates_against_official_schemas_offline(
-    described: tuple[Description, Path], store: LocalSchemaStore
+    described: tuple[Description, Path],
 ) -> None:
     """The generated item is valid STAC 1.1 + MLM v1.4.0 + every listed extension, offline."""
     item = described[0].item
-    assert validate(item, store=store) == []
+    assert validate(item) == []
     extensions = set(item["stac_extensions"])
     assert MLM_EXTENSION_URI in extensions and KFM_EXTENSION_URI in extensions
     assert "https://stac-extensions.github.io/file/v2.1.0/schema.json" in extensions
 
 
-def test_validator_rejects_missing_input(
-    described: tuple[Description, Path], store: LocalSchemaStore
-) -> None:
+def test_validator_rejects_missing_input(described: tuple[Description, Path]) -> None:
     """A copy without mlm:input fails the MLM schema."""
     broken = copy.deepcopy(described[0].item)
     del broken["properties"]["mlm:input"]
-    errors = validate(broken, store=store)
+    errors = validate(broken)
     assert any("mlm:input" in e and "mlm/v1.4.0" in e for e in errors)
 
 
-def test_validator_rejects_unknown_mlm_and_kfm_fields(
-    described: tuple[Description, Path], store: LocalSchemaStore
-) -> None:
+def test_validator_rejects_unknown_mlm_and_kfm_fields(described: tuple[Description, Path]) -> None:
     """An mlm: field MLM does not define, or an unknown kfm: field, is refused."""
     broken = copy.deepcopy(described[0].item)
     broken["properties"]["mlm:metrics"] = {"rmse": 1.0}
-    assert any("mlm/v1.4.0" in e for e in validate(broken, store=store))
+    assert any("mlm/v1.4.0" in e for e in validate(broken))
     broken = copy.deepcopy(described[0].item)
     broken["properties"]["kfm:bogus"] = 1
-    assert any(KFM_EXTENSION_URI in e for e in validate(broken, store=store))
+    assert any(KFM_EXTENSION_URI in e for e in validate(broken))
 
 
 def test_validator_rejects_cpu_accelerator_and_non_semver(
-    described: tuple[Description, Path], store: LocalSchemaStore
+    described: tuple[Description, Path],
 ) -> None:
     """'cpu' is not an MLM accelerator and '1.23' is not semver: both fail."""
     broken = copy.deepcopy(described[0].item)
     broken["properties"]["mlm:accelerator"] = "cpu"
     broken["properties"]["mlm:framework_version"] = "1.23"
-    errors = validate(broken, store=store)
+    errors = validate(broken)
     assert len([e for e in errors if "mlm/v1.4.0" in e]) >= 1
 
 
@@ -173,9 +164,7 @@ def test_asset_check_finds_tampered_and_missing_files(
     assert any("file:checksum" in f.message for f in findings if f.subject == "xai")
 
 
-def test_signature_asset_and_integrity_when_signed(
-    candidate: Path, store: LocalSchemaStore
-) -> None:
+def test_signature_asset_and_integrity_when_signed(candidate: Path) -> None:
     """A signed candidate's item lists model.sig with its checksum and the integrity block."""
     from core.signing.bundle import sign_model
     from core.signing.keys import generate_key_pair, load_signer
@@ -186,7 +175,7 @@ def test_signature_asset_and_integrity_when_signed(
     item = description.item
     assert item["assets"]["signature"]["file:checksum"] == record.integrity.signature.checksum
     assert item["properties"]["kfm:integrity"]["hash"] == record.integrity.hash
-    assert validate(item, store=store) == []
+    assert validate(item) == []
     assert "kfm:signature/" in description.texts["provenance.json"]
 
 
@@ -196,9 +185,7 @@ def test_unsigned_candidate_has_no_signature_asset(described: tuple[Description,
     assert "kfm:integrity" not in described[0].item["properties"]
 
 
-def test_care_additions_are_merged_and_validated(
-    reference_candidate_dir: Path, store: LocalSchemaStore
-) -> None:
+def test_care_additions_are_merged_and_validated(reference_candidate_dir: Path) -> None:
     """Sovereignty CARE fields add labels and a screening block; the item stays valid."""
     candidate = load_candidate(reference_candidate_dir)
     extra = {
@@ -229,7 +216,7 @@ def test_care_additions_are_merged_and_validated(
     assert care["labels"] == [*candidate.metadata.care.labels, "tk_non_commercial"]
     assert care["scope"] == "restricted"
     assert care["screening"]["authority_to_control"][0]["region_id"] == "r1"
-    assert validate(item, store=store) == []
+    assert validate(item) == []
 
 
 @pytest.mark.parametrize(
@@ -254,6 +241,6 @@ def test_invalid_care_additions_are_refused(
 
 def test_exported_extension_schema_is_current() -> None:
     """schemas/stac-kfm-extension.schema.json is what the code generates, with its $id."""
-    path = SCHEMA_DIR / "stac-kfm-extension.schema.json"
+    path = REPO_ROOT / "schemas" / "stac-kfm-extension.schema.json"
     assert path.read_text(encoding="utf-8") == dumps(kfm_extension_schema())
     assert json.loads(path.read_text(encoding="utf-8"))["$id"] == KFM_EXTENSION_URI

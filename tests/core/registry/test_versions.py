@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import RegistryError
+from core.registry.layout import INDEX, MODELS
 from core.registry.stores import LocalStore, ObjectStore, open_store
-from core.registry.versions import INDEX, MODELS, Registry, VersionRecord
+from core.registry.versions import Registry, VersionRecord
 from core.testing import MemoryStore, write_version_dir
 
 

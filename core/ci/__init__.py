@@ -9,8 +9,8 @@ part of "Determinism Requirements" (ids as in reports and JUnit test cases):
 - :mod:`core.ci.report` — :class:`CiCheck`, :class:`CiFailure`, :class:`CiReport` (JSON, JUnit).
 - :mod:`core.ci.checks` — the checks, over the stages' own APIs (gates, describe, digests).
 - :mod:`core.ci.boundary` — sovereignty boundary safety recomputed from the published records.
-- :mod:`core.ci.stage` — one unsigned deployment staging, run twice in fresh interpreters.
-- :mod:`core.ci.run` — :func:`run_ci_candidate` ties them together.
+- :mod:`core.ci.run` — :func:`run_ci_candidate` ties them together; the deployment is staged
+  twice by the pipeline itself (``python -m core.pipeline``, unsigned) in fresh interpreters.
 - :mod:`core.ci.version` — :func:`run_ci_version`: the same checks on a registry version
   (``kfm ci --version V``), after re-hashing its stored files (check ``registry``); its fresh
   staging is compared with the stored files.

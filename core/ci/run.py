@@ -1,8 +1,8 @@
 """``kfm ci`` on a candidate directory: every check of the specification in one pass.
 
-The two deployment stagings (:mod:`core.ci.stage`) run in fresh interpreters in parallel while
-the in-process checks run; the STAC, sovereignty, deployment-hash and rebuild checks then read
-what they produced.
+The two deployment stagings (``python -m core.pipeline``, :func:`core.pipeline.stage_version`
+unsigned) run in fresh interpreters in parallel while the in-process checks run; the STAC,
+sovereignty, deployment-hash and rebuild checks then read what they produced.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from core.ci.checks import (
     tree_digests,
 )
 from core.ci.report import CHECK_TITLES, CiCheck, CiFailure, CiReport
-from core.ci.stage import DESCRIBE, LAYOUT
 from core.errors import KfmError
+from core.pipeline import DESCRIBE, LAYOUT
 from core.policy import DEFAULT_POLICY_PATH
+from core.registry.layout import ITEM_FILE, SOVEREIGNTY_DIR
 from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -93,7 +94,7 @@ def start_staging(
     command = [
         sys.executable,
         "-m",
-        "core.ci.stage",
+        "core.pipeline",
         str(candidate_dir.resolve()),
         str(out.resolve()),
         "--policy",
@@ -231,7 +232,7 @@ def _finish(proc: subprocess.Popen[str]) -> CiFailure | None:
         return None
     text = (stderr or stdout).strip().splitlines()
     return CiFailure(
-        "core.ci.stage",
+        "core.pipeline",
         "exit status",
         "0",
         str(proc.returncode),
@@ -337,7 +338,7 @@ def _stac(
         return failed_check("stac-item", error)
     from core.jsonio import read_json_file
 
-    item = read_json_file(outputs / "model.stac.json", display="model.stac.json")
+    item = read_json_file(outputs / ITEM_FILE, display=ITEM_FILE)
     return stac_item_check(
         item,
         item_file="model.stac.json (stored)" if stored else "model.stac.json (built by describe)",
@@ -354,7 +355,7 @@ def _sovereignty(setup: dict[str, Any], outputs: Path, error: CiFailure | None) 
         return failed_check("sovereignty", setup["error"])
     if error is not None:
         return failed_check("sovereignty", error)
-    path = outputs / "sovereignty" / "published.geojson"
+    path = outputs / SOVEREIGNTY_DIR / "published.geojson"
     return boundary_check(
         read_published(path),
         file="sovereignty/published.geojson",
@@ -369,11 +370,13 @@ def _rebuild(stagings: Sequence[Path]) -> CiCheck:
     failures = compare_builds(
         tree_digests(first / DESCRIBE), tree_digests(second / DESCRIBE), prefix="describe/"
     ) + compare_builds(
-        tree_digests(first / LAYOUT / "sovereignty"),
-        tree_digests(second / LAYOUT / "sovereignty"),
+        tree_digests(first / LAYOUT / SOVEREIGNTY_DIR),
+        tree_digests(second / LAYOUT / SOVEREIGNTY_DIR),
         prefix="sovereignty/",
     )
-    count = len(tree_digests(first / DESCRIBE)) + len(tree_digests(first / LAYOUT / "sovereignty"))
+    count = len(tree_digests(first / DESCRIBE)) + len(
+        tree_digests(first / LAYOUT / SOVEREIGNTY_DIR)
+    )
     return CiCheck(
         "rebuild",
         CHECK_TITLES["rebuild"],

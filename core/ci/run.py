@@ -1,7 +1,8 @@
 """``kfm ci`` on a candidate directory: every check of the specification in one pass.
 
 The two deployment stagings (``python -m core.pipeline``, :func:`core.pipeline.stage_version`
-unsigned) run in fresh interpreters in parallel while the in-process checks run; the STAC,
+unsigned) run in fresh interpreters in parallel while the in-process checks run, and so does the
+reference builder when the candidate is the reference (:mod:`core.ci.regenerate`); the STAC,
 sovereignty, deployment-hash and rebuild checks then read what they produced.
 """
 
@@ -33,6 +34,12 @@ from core.ci.checks import (
     stac_item_check,
     stored_comparisons,
     tree_digests,
+)
+from core.ci.regenerate import (
+    reference_build_version,
+    regeneration_failure,
+    start_regeneration,
+    with_regeneration,
 )
 from core.ci.report import CHECK_TITLES, CiCheck, CiFailure, CiReport
 from core.errors import KfmError
@@ -142,6 +149,8 @@ def run_checks(
     Without ``stored``: two stagings, compared with each other. With ``stored`` (a registry
     version's files, :mod:`core.ci.version`): one staging with the stored ``signature``,
     compared with the stored files; the STAC and sovereignty checks read the stored outputs.
+    When ``root`` is the reference candidate, the reference builder regenerates its
+    ``model.onnx`` beside the stagings (:mod:`core.ci.regenerate`) for the rebuild check.
     """
     from core.candidate.load import load_candidate
     from core.candidate.schemas import SCHEMA_DIR
@@ -153,6 +162,15 @@ def run_checks(
     procs = [
         start_staging(root, out, opts, seed, signature) for seed, out in enumerate(stagings, 1)
     ]
+    reference_version = reference_build_version(root)
+    regenerated = stagings[0].parent / "regenerated"
+    regeneration = (
+        None
+        if reference_version is None
+        else start_regeneration(reference_version, regenerated, cwd=REPO_ROOT)
+    )
+    children = [*procs, *([regeneration] if regeneration is not None else [])]
+    regeneration_error: CiFailure | None = None
     try:
         checks.append(
             timed(
@@ -173,8 +191,13 @@ def run_checks(
         checks.append(timed("inference", lambda: _inference(setup, opts), say, str(root)))
         say("waiting for the staging")
         outcomes = [_finish(proc) for proc in procs]
+        if regeneration is not None:
+            say("waiting for the reference builder")
+            stdout, stderr = regeneration.communicate()
+            if regeneration.returncode != 0:
+                regeneration_error = regeneration_failure(regeneration.returncode, stderr or stdout)
     finally:
-        for proc in procs:
+        for proc in children:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -222,6 +245,11 @@ def run_checks(
                 str(root),
             )
         )
+    if reference_version is not None:
+        checks = [
+            with_regeneration(c, root, regenerated, regeneration_error) if c.id == "rebuild" else c
+            for c in checks
+        ]
     order = list(CHECK_TITLES)
     return CiReport(target=str(root), checks=tuple(sorted(checks, key=lambda c: order.index(c.id))))
 

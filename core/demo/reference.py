@@ -13,7 +13,10 @@ its training run recorded as PROV-JSON and its energy estimated with Green Algor
 
 Everything is deterministic: building twice gives byte-identical files, in one process or in
 two with different hash seeds (skl2onnx's opset list is put in domain order before saving).
-``python -m core.demo.reference OUT [--version V]`` builds it in a fresh interpreter.
+``python -m core.demo.reference OUT [--version V]`` builds it in a fresh interpreter; ``kfm ci``
+regenerates the reference's ``model.onnx`` that way. The training PROV records this module as the
+builder (``kfm:builder``: :data:`BUILDER`), so the reference is recognised by what it records,
+not by where it lies.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from core.errors import CandidateError, KfmError
 from core.jsonio import write_json
 from core.monitoring.energy import EnergyAssumptions, estimate_run
 
+BUILDER = "core.demo.reference"
+"""The identity the training PROV records: this module's name, as ``python -m`` runs it."""
 SEED = 42
 N_VALIDATION_TIMES = 4
 COARSEN = 2
@@ -268,7 +273,7 @@ def build_reference_candidate(out: Path | str, *, version: str = "1.0.0") -> Pat
     )
     write_json(out / "telemetry" / "training.json", telemetry.model_dump(mode="json"))
 
-    prov = training_prov_document(metadata, telemetry, when, duration)
+    prov = training_prov_document(metadata, telemetry, when, duration, builder=BUILDER)
     (out / "provenance").mkdir(exist_ok=True)
     (out / "provenance" / "training.prov.json").write_text(prov, encoding="utf-8")
     return out

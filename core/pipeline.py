@@ -43,7 +43,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,18 +165,11 @@ def stage_version(
     for name in (ITEM_FILE, PROVENANCE_FILE):
         shutil.copyfile(out / DESCRIBE / name, layout / name)
     _lay_out_candidate(described.root, layout, signature)
-    return StagedVersion(
-        version=staged.version,
-        name=staged.name,
-        gates=report,
-        gates_json=gates_json,
-        layout=layout,
-        concerned_stewards=tuple(screened.concerned_stewards),
-    )
+    return replace(staged, layout=layout, concerned_stewards=tuple(screened.concerned_stewards))
 
 
 def _lay_out_candidate(root: Path, layout: Path, signature: Path | None) -> None:
-    """Copy the candidate's own files, and its signature with the integrity record, into ``layout``."""
+    """Copy the candidate's own files, and the signature with its integrity record, in."""
     for name in CANDIDATE_FILES:
         shutil.copyfile(root / name, layout / name)
     for folder in CANDIDATE_DIRS:

@@ -402,9 +402,8 @@ def _rebuild(stagings: Sequence[Path]) -> CiCheck:
         tree_digests(second / LAYOUT / SOVEREIGNTY_DIR),
         prefix="sovereignty/",
     )
-    count = len(tree_digests(first / DESCRIBE)) + len(
-        tree_digests(first / LAYOUT / SOVEREIGNTY_DIR)
-    )
+    screen = tree_digests(first / LAYOUT / SOVEREIGNTY_DIR)
+    count = len(tree_digests(first / DESCRIBE)) + len(screen)
     return CiCheck(
         "rebuild",
         CHECK_TITLES["rebuild"],

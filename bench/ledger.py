@@ -26,8 +26,9 @@ from core.decisions.replay import replay  # noqa: E402
 from core.decisions.state import VersionFacts  # noqa: E402
 from core.decisions.verify import verify_ledger  # noqa: E402
 from core.policy import DecisionPolicy  # noqa: E402
+from core.registry.layout import INDEX  # noqa: E402
 from core.registry.stores import LocalStore  # noqa: E402
-from core.registry.versions import INDEX, Registry  # noqa: E402
+from core.registry.versions import Registry  # noqa: E402
 from core.signing.digests import ModelSubject  # noqa: E402
 from core.signing.keys import dsse_public_key  # noqa: E402
 from core.testing import make_governance, signed_decision  # noqa: E402

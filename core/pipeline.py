@@ -1,51 +1,184 @@
-"""``kfm deploy``: load → gates → sign → sovereignty → describe → push → register, end to end.
+"""The pipeline: stage a version once, for ``kfm deploy`` and for ``kfm ci``.
 
-Each stage is the owning module's public function; this module only orders them, stages the
-registry layout in a temporary folder and stops at the first stage that refuses:
+:func:`stage_version` is the one place a version is staged; each stage is the owning module's
+public function and this module only orders them and lays out their outputs:
 
-1. load — :func:`core.candidate.load.load_candidate`;
-2. gates — :func:`core.gates.run_gates` with the workspace policy and regions; a blocked
-   report stops here: nothing is pushed and nothing is appended (``gates.json`` is still
-   returned so the submitter sees why);
+1. load — :func:`core.candidate.load.load_candidate` (the caller loads; ``kfm deploy`` checks the
+   version is new before anything runs);
+2. gates — :func:`core.gates.run_gates` with the policy and regions (``gates.json``); when the
+   pipeline key is given and the report is blocked, staging stops here: the pipeline key never
+   signs a candidate the gates refused;
 3. sign — :func:`core.signing.bundle.sign_model` with the pipeline key, on a private copy of the
-   candidate (the candidate directory is never modified);
-4. sovereignty — :func:`core.sovereignty.screen.screen_candidate`, the H3 screen of the model's outputs
-   (``published.geojson``, ``report.json``, ``sovereignty_conflict.json``, ``care.json``) and
-   the stewards whose regions the footprint touches; it runs before describe so the STAC item
+   candidate (``signed/``; the candidate directory is never modified). Unsigned stagings lay out
+   a signature made elsewhere for this candidate (a registry version's ``model.sig``) or the
+   candidate's own, when it has one;
+4. sovereignty — :func:`core.sovereignty.screen.screen_candidate`, the H3 screen of the model's
+   outputs (``published.geojson``, ``report.json``, ``sovereignty_conflict.json``, ``care.json``)
+   and the stewards whose regions the footprint touches; it runs before describe so the STAC item
    carries the CARE block (DESIGN lists describe first; the item needs the screen's result);
-5. describe — :func:`core.describe.describe_candidate` (``model.stac.json``, ``provenance.json``)
-   with the lineage of validation, signing, screening and push
-   (:func:`core.describe.stages.deployment_stages`, derived times so rebuilds are byte-stable;
-   the real times are in the ledger and the registry record);
-6. push — :meth:`core.registry.versions.Registry.push` (``climate/models/<version>/...``);
-7. register — :meth:`core.decisions.engine.DecisionEngine.register` appends the signed
-   ``gates-attested`` and ``registered`` records.
+5. describe — :func:`core.describe.describe_candidate` on the signed copy (so the item carries
+   the signature asset and integrity block) with the lineage of validation, signing, screening
+   and push (:func:`core.describe.stages.deployment_stages`, derived times so rebuilds are
+   byte-stable; the real times are in the ledger and the registry record);
+6. layout — the registry layout (:mod:`core.registry.layout`) in ``layout/``.
+
+Staging folder::
+
+    layout/    the version's files, ready for Registry.push
+    describe/  model.stac.json, provenance.json, provenance.provn, provenance.ttl
+    signed/    the signed copy of the candidate (signed stagings only)
+
+:func:`deploy_candidate` (``kfm deploy``) stages signed, then pushes
+(:meth:`core.registry.versions.Registry.push`) and registers
+(:meth:`core.decisions.engine.DecisionEngine.register`: the signed ``gates-attested`` and
+``registered`` records). ``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P
+--regions R`` (:func:`main`: an unsigned staging) twice in fresh interpreters with different
+``PYTHONHASHSEED`` and compares the folders; nothing is signed, pushed or recorded there.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.candidate.load import Candidate, load_candidate
-from core.decisions.engine import DecisionEngine
-from core.decisions.ledger import LedgerEntry
+from core.describe import deployment_stages, describe_candidate
 from core.errors import KfmError
+from core.gates import GateReport, run_gates
 from core.jsonio import dumps
-from core.policy import Policy
-from core.registry.versions import VersionRecord
-from core.sovereignty.regions import load_regions
-from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
+from core.policy import Policy, load_policy
+from core.registry.layout import (
+    CANDIDATE_DIRS,
+    CANDIDATE_FILES,
+    GATES_FILE,
+    INTEGRITY_FILE,
+    ITEM_FILE,
+    METADATA_FILE,
+    PROVENANCE_FILE,
+    SIGNATURE_FILE,
+    SOVEREIGNTY_DIR,
+)
+from core.signing.bundle import sign_model
+from core.signing.keys import KeySigner
+from core.sovereignty.regions import RegionSet, load_regions
+from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG, screen_candidate
 
+if TYPE_CHECKING:  # annotations only: a staging process never loads the decisions engine
+    from core.decisions.engine import DecisionEngine
+    from core.decisions.ledger import LedgerEntry
+    from core.registry.versions import VersionRecord
+
+LAYOUT = "layout"
+DESCRIBE = "describe"
+SIGNED = "signed"
 Progress = Callable[[str], None]
 
 
 class DeployError(KfmError):
     """A deployment stage refused the candidate."""
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """What staging produced; ``layout`` is ``None`` when the gates stopped a signed staging."""
+
+    version: str
+    name: str
+    gates: GateReport
+    gates_json: bytes
+    layout: Path | None
+    concerned_stewards: tuple[str, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return not self.gates.passed
+
+
+def stage_version(
+    candidate: Candidate,
+    out: Path,
+    *,
+    policy: Policy,
+    regions: RegionSet,
+    resolution_deg: float = DEFAULT_RESOLUTION_DEG,
+    signer: KeySigner | None = None,
+    signature: Path | None = None,
+    progress: Progress | None = None,
+) -> StagedVersion:
+    """Stage ``candidate`` into ``out`` (see the module docstring for the stages and folders).
+
+    ``signer`` signs a private copy with the pipeline key; without it, ``signature`` is a
+    ``model.sig`` made for this candidate elsewhere (a registry version's), laid out and recorded
+    in the lineage as deploy does after signing, else the candidate's own ``model.sig`` if any.
+    """
+    say = progress or (lambda _stage: None)
+    if signer is not None and signature is not None:
+        raise DeployError(
+            "a staging is signed with the pipeline key or given a signature, not both",
+            field="signature",
+            expected="none when signing",
+            found=str(signature),
+        )
+    say("gates")
+    report = run_gates(candidate, policy, regions=regions)
+    gates_json = dumps(report.to_dict()).encode("utf-8")
+    staged = StagedVersion(
+        version=candidate.metadata.version,
+        name=candidate.metadata.name,
+        gates=report,
+        gates_json=gates_json,
+        layout=None,
+    )
+    if signer is not None and not report.passed:
+        return staged
+    described = candidate
+    if signer is not None:
+        say("sign")
+        signed = out / SIGNED
+        shutil.copytree(candidate.root, signed, symlinks=True)
+        sign_model(signed, signer)
+        described = load_candidate(signed)
+        signature = signed / SIGNATURE_FILE
+    elif signature is None and (candidate.root / SIGNATURE_FILE).is_file():
+        signature = candidate.root / SIGNATURE_FILE
+    layout = out / LAYOUT
+    layout.mkdir(parents=True)
+    (layout / GATES_FILE).write_bytes(gates_json)
+    say("sovereignty")
+    screened = screen_candidate(candidate, regions, policy.screening, resolution_deg=resolution_deg)
+    screened.write(layout / SOVEREIGNTY_DIR)
+    say("describe")
+    stages = deployment_stages(
+        described,
+        gates_json=gates_json,
+        signature=signature,
+        screen_dir=layout / SOVEREIGNTY_DIR,
+    )
+    description = describe_candidate(described, stages=stages, care_extra=screened.care)
+    description.write(out / DESCRIBE)
+    for name in (ITEM_FILE, PROVENANCE_FILE):
+        shutil.copyfile(out / DESCRIBE / name, layout / name)
+    _lay_out_candidate(described.root, layout, signature)
+    return replace(staged, layout=layout, concerned_stewards=tuple(screened.concerned_stewards))
+
+
+def _lay_out_candidate(root: Path, layout: Path, signature: Path | None) -> None:
+    """Copy the candidate's own files, and the signature with its integrity record, in."""
+    for name in CANDIDATE_FILES:
+        shutil.copyfile(root / name, layout / name)
+    for folder in CANDIDATE_DIRS:
+        if (root / folder).is_dir():
+            shutil.copytree(root / folder, layout / folder)
+    if signature is not None:
+        shutil.copyfile(signature, layout / SIGNATURE_FILE)
+        if (root / INTEGRITY_FILE).is_file():
+            shutil.copyfile(root / INTEGRITY_FILE, layout / INTEGRITY_FILE)
 
 
 @dataclass(frozen=True)
@@ -88,12 +221,12 @@ def deploy_candidate(
     progress: Progress | None = None,
     screen_resolution_deg: float = DEFAULT_RESOLUTION_DEG,
 ) -> DeployOutcome:
-    """Run every stage on ``directory``; see the module docstring for the order."""
-    from core.gates import run_gates
-    from core.signing.bundle import sign_model
-    from core.sovereignty.screen import screen_candidate
+    """Stage ``directory`` signed, push it and register it; a blocked report stops before signing.
 
-    say = progress or (lambda _message: None)
+    A blocked report pushes nothing and appends nothing (``gates.json`` is still returned so the
+    submitter sees why).
+    """
+    say = progress or (lambda _stage: None)
     if engine.roster.entry(submitter) is None:
         raise DeployError(
             "submitter is not on the roster",
@@ -107,80 +240,73 @@ def deploy_candidate(
     if engine.registry.exists(version):
         raise DeployError(
             "version already in the registry; a version is written once",
-            file=str(directory / "model_metadata.json"),
+            file=str(directory / METADATA_FILE),
             field="version",
             expected="a version not yet pushed",
             found=version,
             hint="bump the version in model_metadata.json",
         )
     regions = load_regions(regions_path)
-    say("gates")
-    report = run_gates(candidate, policy, regions=regions)
-    gates_text = dumps(report.to_dict())
-    if not report.passed:
-        return DeployOutcome(version=version, gates=report.to_dict())
     with tempfile.TemporaryDirectory(prefix="kfm-deploy-") as work:
-        signed = Path(work) / "signed"
-        shutil.copytree(candidate.root, signed, symlinks=True)
-        say("sign")
-        sign_model(signed, engine._require_pipeline())
-        stage = Path(work) / "version"
-        stage.mkdir()
-        say("sovereignty")
-        screened = screen_candidate(
-            candidate, regions, policy.screening, resolution_deg=screen_resolution_deg
+        staged = stage_version(
+            candidate,
+            Path(work),
+            policy=policy,
+            regions=regions,
+            resolution_deg=screen_resolution_deg,
+            signer=engine._require_pipeline(),
+            progress=say,
         )
-        screened.write(stage / "sovereignty")
-        stewards = list(screened.concerned_stewards)
-        say("describe")
-        # The signed copy is described, so the item carries the signature asset and integrity block.
-        _describe(load_candidate(signed), screened.care, stage, gates_text, signed / "model.sig")
-        _layout(signed, stage, gates_text)
+        if staged.layout is None:
+            return DeployOutcome(version=version, gates=staged.gates.to_dict())
         say("push")
         record = engine.registry.push(
             version,
-            stage,
-            name=candidate.metadata.name,
+            staged.layout,
+            name=staged.name,
             submitter=submitter,
-            concerned_stewards=stewards,
+            concerned_stewards=staged.concerned_stewards,
         )
     say("register")
-    entries = engine.register(record, gates_json=gates_text.encode("utf-8"))
+    entries = engine.register(record, gates_json=staged.gates_json)
     return DeployOutcome(
         version=version,
-        gates=report.to_dict(),
+        gates=staged.gates.to_dict(),
         pushed=record,
         entries=tuple(entries),
-        concerned_stewards=tuple(stewards),
+        concerned_stewards=staged.concerned_stewards,
     )
 
 
-def _layout(signed: Path, stage: Path, gates_text: str) -> None:
-    """Copy the registry files from the signed candidate into the staging folder."""
-    shutil.copyfile(signed / "model.onnx", stage / "model.onnx")
-    shutil.copyfile(signed / "model.sig", stage / "model.sig")
-    (stage / "gates.json").write_text(gates_text, encoding="utf-8")
-    for name in ("model_metadata.json", "model_summary.json", "integrity.json"):
-        shutil.copyfile(signed / name, stage / name)
-    for folder in ("xai", "telemetry", "data", "provenance"):
-        if (signed / folder).is_dir():
-            shutil.copytree(signed / folder, stage / folder)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.pipeline CANDIDATE OUT --policy P --regions R``: one unsigned staging.
 
-
-def _describe(
-    candidate: Candidate, care: dict[str, Any], stage: Path, gates_text: str, signature: Path
-) -> None:
-    """Describe with the lineage of every stage so far (validation, signing, screening, push)."""
-    from core.describe import describe_candidate
-    from core.describe.stac import ITEM_FILE, PROVENANCE_FILE
-    from core.describe.stages import deployment_stages
-
-    stages = deployment_stages(
-        candidate,
-        gates_json=gates_text.encode("utf-8"),
-        signature=signature,
-        screen_dir=stage / "sovereignty",
+    Exit 2 on an error (its diagnostics on stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m core.pipeline", description="Stage one unsigned version in a folder."
     )
-    description = describe_candidate(candidate, stages=stages, care_extra=care)
-    (stage / "model.stac.json").write_text(description.texts[ITEM_FILE], encoding="utf-8")
-    (stage / "provenance.json").write_text(description.texts[PROVENANCE_FILE], encoding="utf-8")
+    parser.add_argument("candidate", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--regions", type=Path, required=True)
+    parser.add_argument("--resolution-deg", type=float, default=DEFAULT_RESOLUTION_DEG)
+    parser.add_argument("--signature", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        stage_version(
+            load_candidate(args.candidate),
+            args.out,
+            policy=load_policy(args.policy),
+            regions=load_regions(args.regions),
+            resolution_deg=args.resolution_deg,
+            signature=args.signature,
+        )
+    except KfmError as error:
+        print(f"error: {error.diagnostics()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@ from core.decisions.records import EvidenceRef
 from core.decisions.reviewer import decision_envelope
 from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
+from core.registry.layout import GATES_FILE, ITEM_FILE, MODEL_FILE, PROVENANCE_FILE, SIGNATURE_FILE
 from core.registry.stores import ObjectExists, _check_key
 from core.signing.digests import ModelSubject
 from core.signing.keys import KeySigner, public_key_pem
@@ -160,10 +161,10 @@ def write_version_dir(root: Path, *, seed: str = "x", size: int = 256) -> Path:
     """A minimal directory in registry layout with content varying with ``seed``."""
     root.mkdir(parents=True, exist_ok=True)
     body = (seed * size).encode()[:size]
-    (root / "model.onnx").write_bytes(b"ONNX" + body)
-    for name in ("model.stac.json", "provenance.json", "gates.json"):
+    (root / MODEL_FILE).write_bytes(b"ONNX" + body)
+    for name in (ITEM_FILE, PROVENANCE_FILE, GATES_FILE):
         (root / name).write_text(f'{{"seed": "{seed}", "file": "{name}"}}\n', encoding="utf-8")
-    (root / "model.sig").write_text(f'{{"bundle": "{seed}"}}\n', encoding="utf-8")
+    (root / SIGNATURE_FILE).write_text(f'{{"bundle": "{seed}"}}\n', encoding="utf-8")
     (root / "xai").mkdir(exist_ok=True)
     (root / "xai" / "summary.json").write_text(f'{{"seed": "{seed}"}}\n', encoding="utf-8")
     (root / "telemetry").mkdir(exist_ok=True)

@@ -26,6 +26,7 @@ from core.describe.validate import (
     stac_problems,
 )
 from core.errors import KfmError
+from core.registry.layout import ITEM_FILE, PROVENANCE_FILE, SOVEREIGNTY_DIR
 
 SCHEMA_FILES: dict[str, str] = {
     "model_metadata.json": "model_metadata.schema.json",
@@ -412,13 +413,13 @@ def stored_comparisons(stored: Path, fresh: Path, layout: str, describe: str) ->
     )
     failures: list[CiFailure] = []
     count = 0
-    for name in ("model.stac.json", "provenance.json"):
+    for name in (ITEM_FILE, PROVENANCE_FILE):
         first = {name: tree_digests(stored).get(name, "")}
         second = {name: tree_digests(fresh / describe).get(name, "")}
         failures += compare_builds(first, second, prefix="")
         count += 1
-    a = tree_digests(stored / "sovereignty")
-    b = tree_digests(fresh / layout / "sovereignty")
+    a = tree_digests(stored / SOVEREIGNTY_DIR)
+    b = tree_digests(fresh / layout / SOVEREIGNTY_DIR)
     failures += compare_builds(a, b, prefix="sovereignty/")
     count += len(a)
     rebuild = CiCheck(

@@ -1,8 +1,9 @@
 """``kfm ci`` on a candidate directory: every check of the specification in one pass.
 
-The two deployment stagings (:mod:`core.ci.stage`) run in fresh interpreters in parallel while
-the in-process checks run; the STAC, sovereignty, deployment-hash and rebuild checks then read
-what they produced.
+The two deployment stagings (``python -m core.pipeline``, :func:`core.pipeline.stage_version`
+unsigned) run in fresh interpreters in parallel while the in-process checks run, and so does the
+reference builder when the candidate is the reference (:mod:`core.ci.regenerate`); the STAC,
+sovereignty, deployment-hash and rebuild checks then read what they produced.
 """
 
 from __future__ import annotations
@@ -34,10 +35,17 @@ from core.ci.checks import (
     stored_comparisons,
     tree_digests,
 )
+from core.ci.regenerate import (
+    reference_build_version,
+    regeneration_failure,
+    start_regeneration,
+    with_regeneration,
+)
 from core.ci.report import CHECK_TITLES, CiCheck, CiFailure, CiReport
-from core.ci.stage import DESCRIBE, LAYOUT
 from core.errors import KfmError
+from core.pipeline import DESCRIBE, LAYOUT
 from core.policy import DEFAULT_POLICY_PATH
+from core.registry.layout import ITEM_FILE, SOVEREIGNTY_DIR
 from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
 
 # Where the ``core`` package is imported from (a checkout, or site-packages): the staging
@@ -97,7 +105,7 @@ def start_staging(
     command = [
         sys.executable,
         "-m",
-        "core.ci.stage",
+        "core.pipeline",
         str(candidate_dir.resolve()),
         str(out.resolve()),
         "--policy",
@@ -145,6 +153,8 @@ def run_checks(
     Without ``stored``: two stagings, compared with each other. With ``stored`` (a registry
     version's files, :mod:`core.ci.version`): one staging with the stored ``signature``,
     compared with the stored files; the STAC and sovereignty checks read the stored outputs.
+    When ``root`` is the reference candidate, the reference builder regenerates its
+    ``model.onnx`` beside the stagings (:mod:`core.ci.regenerate`) for the rebuild check.
     """
     from core.candidate.load import load_candidate
     from core.policy import load_policy
@@ -155,6 +165,15 @@ def run_checks(
     procs = [
         start_staging(root, out, opts, seed, signature) for seed, out in enumerate(stagings, 1)
     ]
+    reference_version = reference_build_version(root)
+    regenerated = stagings[0].parent / "regenerated"
+    regeneration = (
+        None
+        if reference_version is None
+        else start_regeneration(reference_version, regenerated, cwd=REPO_ROOT)
+    )
+    children = [*procs, *([regeneration] if regeneration is not None else [])]
+    regeneration_error: CiFailure | None = None
     try:
         checks.append(
             timed(
@@ -175,8 +194,13 @@ def run_checks(
         checks.append(timed("inference", lambda: _inference(setup, opts), say, str(root)))
         say("waiting for the staging")
         outcomes = [_finish(proc) for proc in procs]
+        if regeneration is not None:
+            say("waiting for the reference builder")
+            stdout, stderr = regeneration.communicate()
+            if regeneration.returncode != 0:
+                regeneration_error = regeneration_failure(regeneration.returncode, stderr or stdout)
     finally:
-        for proc in procs:
+        for proc in children:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -224,6 +248,11 @@ def run_checks(
                 str(root),
             )
         )
+    if reference_version is not None:
+        checks = [
+            with_regeneration(c, root, regenerated, regeneration_error) if c.id == "rebuild" else c
+            for c in checks
+        ]
     order = list(CHECK_TITLES)
     return CiReport(target=str(root), checks=tuple(sorted(checks, key=lambda c: order.index(c.id))))
 
@@ -234,7 +263,7 @@ def _finish(proc: subprocess.Popen[str]) -> CiFailure | None:
         return None
     text = (stderr or stdout).strip().splitlines()
     return CiFailure(
-        "core.ci.stage",
+        "core.pipeline",
         "exit status",
         "0",
         str(proc.returncode),
@@ -336,7 +365,7 @@ def _stac(
         return failed_check("stac-item", error)
     from core.jsonio import read_json_file
 
-    item = read_json_file(outputs / "model.stac.json", display="model.stac.json")
+    item = read_json_file(outputs / ITEM_FILE, display=ITEM_FILE)
     return stac_item_check(
         item,
         item_file="model.stac.json (stored)" if stored else "model.stac.json (built by describe)",
@@ -351,7 +380,7 @@ def _sovereignty(setup: dict[str, Any], outputs: Path, error: CiFailure | None) 
         return failed_check("sovereignty", setup["error"])
     if error is not None:
         return failed_check("sovereignty", error)
-    path = outputs / "sovereignty" / "published.geojson"
+    path = outputs / SOVEREIGNTY_DIR / "published.geojson"
     return boundary_check(
         read_published(path),
         file="sovereignty/published.geojson",
@@ -366,11 +395,12 @@ def _rebuild(stagings: Sequence[Path]) -> CiCheck:
     failures = compare_builds(
         tree_digests(first / DESCRIBE), tree_digests(second / DESCRIBE), prefix="describe/"
     ) + compare_builds(
-        tree_digests(first / LAYOUT / "sovereignty"),
-        tree_digests(second / LAYOUT / "sovereignty"),
+        tree_digests(first / LAYOUT / SOVEREIGNTY_DIR),
+        tree_digests(second / LAYOUT / SOVEREIGNTY_DIR),
         prefix="sovereignty/",
     )
-    count = len(tree_digests(first / DESCRIBE)) + len(tree_digests(first / LAYOUT / "sovereignty"))
+    screen = tree_digests(first / LAYOUT / SOVEREIGNTY_DIR)
+    count = len(tree_digests(first / DESCRIBE)) + len(screen)
     return CiCheck(
         "rebuild",
         CHECK_TITLES["rebuild"],

@@ -14,7 +14,7 @@ lineage), plus what deploy made of it (``model.stac.json``, ``provenance.json``,
 3. the candidate checks (metadata schema, XAI, telemetry, FAIR+CARE, inference) run on
    ``candidate/``; the STAC item and sovereignty checks read the **stored** item and
    ``published.geojson``;
-4. one fresh staging (:mod:`core.ci.stage`, a new interpreter) rebuilds the deployment from
+4. one fresh staging (``python -m core.pipeline``, a new interpreter) rebuilds the deployment from
    ``candidate/`` with the stored signature, at the grid step recorded in the stored CARE block;
    ``deployment-hash`` compares its registry layout with the stored files (``model.sig``
    excluded) and ``rebuild`` compares its describe and screen outputs with the stored ones,
@@ -33,11 +33,19 @@ from typing import Any
 
 from core.ci import run as ci_run
 from core.ci.report import CiCheck, CiError, CiFailure, CiReport
+from core.registry.layout import (
+    DEPLOY_OUTPUTS,
+    PROVENANCE_FILE,
+    SIGNATURE_FILE,
+    SOVEREIGNTY_DIR,
+    index_key,
+    version_key,
+    version_prefix,
+)
+from core.sovereignty.screen import CARE_FILE
 
 PROV_ELEMENTS = ("prefix", "entity", "activity", "agent")
 TRAINING_PROV = "provenance/training.prov.json"
-SIGNATURE_FILE = "model.sig"
-REGISTRY_EXTRAS = ("model.stac.json", "provenance.json", "gates.json", "sovereignty")
 REGISTRY_CHECK = "registry"
 REGISTRY_TITLE = "Registry version integrity"
 Progress = Callable[[str], None]
@@ -95,7 +103,7 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
         path.write_bytes(registry.read_file(version, entry.name))
     candidate.mkdir(parents=True)
     for path in sorted(stored.iterdir()):
-        if path.name in REGISTRY_EXTRAS:
+        if path.name in DEPLOY_OUTPUTS:
             continue
         if path.is_dir():
             shutil.copytree(path, candidate / path.name)
@@ -105,11 +113,11 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
     if target.is_file():  # versions pushed with their training record keep it as stored
         return stored, candidate
     try:
-        lineage = json.loads((stored / "provenance.json").read_text(encoding="utf-8"))
+        lineage = json.loads((stored / PROVENANCE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CiError(
             "stored provenance is unreadable",
-            file=f"climate/models/{version}/provenance.json",
+            file=version_key(version, PROVENANCE_FILE),
             expected="PROV-JSON",
             found=f"{type(error).__name__}: {error}",
         ) from error
@@ -124,7 +132,7 @@ def fetch_version(registry: Any, version: str, out: Path) -> tuple[Path, Path]:
 def stored_grid_step(stored: Path, default: float) -> float:
     """The target grid step the stored screen used (its CARE block), else ``default``."""
     try:
-        care = json.loads((stored / "sovereignty" / "care.json").read_text(encoding="utf-8"))
+        care = json.loads((stored / SOVEREIGNTY_DIR / CARE_FILE).read_text(encoding="utf-8"))
         step = care["kfm:care"]["screening"]["target_grid_deg"]
     except (OSError, ValueError, KeyError, TypeError):
         return default
@@ -145,7 +153,7 @@ def registry_check(report: Any, location: str) -> CiCheck:
     return CiCheck(
         REGISTRY_CHECK,
         REGISTRY_TITLE,
-        f"{report.checked} stored files re-hashed against climate/index/{report.version}.json",
+        f"{report.checked} stored files re-hashed against {index_key(report.version)}",
         failures,
     )
 
@@ -160,7 +168,7 @@ def run_ci_version(
     opts = options or ci_run.CiOptions()
     say = progress or (lambda _step: None)
     say("re-hashing the stored files")
-    location = f"climate/models/{version}"
+    location = version_prefix(version)
     integrity = registry_check(registry.verify(version), location)
     with tempfile.TemporaryDirectory(prefix="kfm-ci-version-") as tmp:
         stored, candidate = fetch_version(registry, version, Path(tmp))

@@ -11,14 +11,21 @@ latitude, longitude and the hour of day; the last 4 time steps are held out for 
 model is exported to ONNX with skl2onnx, explained with SHAP (TreeExplainer on the source model),
 its training run recorded as PROV-JSON and its energy estimated with Green Algorithms.
 
-Everything is deterministic: building twice gives byte-identical files.
+Everything is deterministic: building twice gives byte-identical files, in one process or in
+two with different hash seeds (skl2onnx's opset list is put in domain order before saving).
+``python -m core.demo.reference OUT [--version V]`` builds it in a fresh interpreter; ``kfm ci``
+regenerates the reference's ``model.onnx`` that way. The training PROV records this module as the
+builder (``kfm:builder``: :data:`BUILDER`), so the reference is recognised by what it records,
+not by where it lies.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
+import sys
 from datetime import UTC, datetime
 from importlib import metadata as pkg_metadata
 from pathlib import Path
@@ -42,10 +49,12 @@ from core.candidate.models import (
     XaiSample,
     XaiSummary,
 )
-from core.errors import CandidateError
+from core.errors import CandidateError, KfmError
 from core.jsonio import write_json
 from core.monitoring.energy import EnergyAssumptions, estimate_run
 
+BUILDER = "core.demo.reference"
+"""The identity the training PROV records: this module's name, as ``python -m`` runs it."""
 SEED = 42
 N_VALIDATION_TIMES = 4
 COARSEN = 2
@@ -210,7 +219,8 @@ def build_reference_candidate(out: Path | str, *, version: str = "1.0.0") -> Pat
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
     onnx_model.doc_string = "KFM reference downscaler (gradient boosting), NCEP/NCAR reanalysis"
-    (out / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    sort_opset_imports(onnx_model)
+    (out / "model.onnx").write_bytes(onnx_model.SerializeToString(deterministic=True))
 
     _write_netcdf(valid, out / "data" / "validation.nc")
     _write_netcdf(train, out / "data" / "reference.nc")
@@ -263,10 +273,23 @@ def build_reference_candidate(out: Path | str, *, version: str = "1.0.0") -> Pat
     )
     write_json(out / "telemetry" / "training.json", telemetry.model_dump(mode="json"))
 
-    prov = training_prov_document(metadata, telemetry, when, duration)
+    prov = training_prov_document(metadata, telemetry, when, duration, builder=BUILDER)
     (out / "provenance").mkdir(exist_ok=True)
     (out / "provenance" / "training.prov.json").write_text(prov, encoding="utf-8")
     return out
+
+
+def sort_opset_imports(model: Any) -> None:
+    """Put an ONNX model's ``opset_import`` in domain order, in place.
+
+    skl2onnx builds the list from a set, so its order follows the interpreter's string-hash seed
+    and the same model would be saved as different bytes in another process.
+    """
+    from onnx.helper import make_opsetid
+
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    model.opset_import.extend(make_opsetid(domain, version) for domain, version in opsets)
 
 
 def _dt(value: np.datetime64) -> datetime:
@@ -412,3 +435,23 @@ def _xai_summary(
         sample_size=SHAP_SAMPLE,
         samples=samples,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.demo.reference OUT [--version V]``; exit 2 on an error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core.demo.reference", description="Build the reference candidate."
+    )
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--version", default="1.0.0")
+    args = parser.parse_args(argv)
+    try:
+        build_reference_candidate(args.out, version=args.version)
+    except KfmError as error:
+        print(f"error: {error.diagnostics()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

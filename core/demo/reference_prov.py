@@ -14,9 +14,18 @@ from core.describe.lineage import KFM_NS
 
 
 def training_prov_document(
-    metadata: ModelMetadata, telemetry: Telemetry, start: datetime, duration_s: float
+    metadata: ModelMetadata,
+    telemetry: Telemetry,
+    start: datetime,
+    duration_s: float,
+    *,
+    builder: str,
 ) -> str:
-    """PROV-JSON text: training data -> preprocessing -> training -> model, by the pipeline."""
+    """PROV-JSON text: training data -> preprocessing -> training -> model, by the pipeline.
+
+    The training activity records ``builder`` (``kfm:builder``), the module that builds the
+    candidate, so the candidate is recognised by what it records.
+    """
     doc = ProvDocument()
     doc.add_namespace("kfm", KFM_NS)
     m = f"{metadata.name}-{metadata.version}"
@@ -71,6 +80,7 @@ def training_prov_document(
         {
             "prov:label": "train gradient boosting",
             "kfm:hyperparameters": str(sorted(metadata.hyperparameters.items())),
+            "kfm:builder": builder,
         },
     )
     doc.used(prep, source, identifier=f"kfm:rel/{m}/coarsen-used-data")

@@ -41,6 +41,7 @@ from core.describe.lineage import (
     training_end,
 )
 from core.errors import DescribeError
+from core.registry.layout import GATES_FILE, SIGNATURE_FILE, SOVEREIGNTY_DIR, version_prefix
 from core.signing.digests import multihash, sha256_file
 
 if TYPE_CHECKING:
@@ -99,14 +100,14 @@ def deployment_stages(
 
     gates = EntityRef(
         id=ids.gate_results,
-        label="gates.json",
+        label=GATES_FILE,
         type="kfm:GateResults",
         attributes={"kfm:checksum": multihash(hashlib.sha256(gates_json).hexdigest())},
     )
     stages = [
         stage(
             "validation",
-            "validation gates under the workspace policy (gates.json)",
+            f"validation gates under the workspace policy ({GATES_FILE})",
             used=(model, EntityRef(id=ids.validation_data)),
             generated=(gates,),
             attributes={"kfm:passed": passed},
@@ -122,7 +123,7 @@ def deployment_stages(
                 generated=(
                     EntityRef(
                         id=ids.signature,
-                        label="model.sig",
+                        label=SIGNATURE_FILE,
                         type="kfm:Signature",
                         attributes={"kfm:checksum": sha256_file(signature).multihash},
                     ),
@@ -134,7 +135,7 @@ def deployment_stages(
         outputs = tuple(
             EntityRef(
                 id=f"kfm:sovereignty/{ids.tag}/{name}",
-                label=f"sovereignty/{name}",
+                label=f"{SOVEREIGNTY_DIR}/{name}",
                 type="kfm:ScreenOutput",
                 attributes={"kfm:checksum": sha256_file(screen_dir / name).multihash},
             )
@@ -160,12 +161,12 @@ def deployment_stages(
     stages.append(
         stage(
             "push",
-            f"push to the immutable registry as climate/models/{md.version}",
+            f"push to the immutable registry as {version_prefix(md.version)}",
             used=tuple(pushed),
             generated=(
                 EntityRef(
                     id=ids.registry_version,
-                    label=f"climate/models/{md.version}",
+                    label=version_prefix(md.version),
                     type="kfm:RegistryVersion",
                     attributes={"kfm:version": md.version},
                 ),

@@ -35,8 +35,12 @@ from core.jsonio import dumps
 from core.monitoring.otel import TelemetryConfig
 from core.monitoring.run import RUN_FILES, DeployedModel, MonitoringRun, run_monitoring
 from core.policy import MonitoringPolicy
+from core.registry.layout import METADATA_FILE, MODEL_FILE, version_key, version_prefix
 
-NEEDED_FILES = ("model.onnx", "model_metadata.json", "data/reference.nc")
+REFERENCE_FILE = (
+    "data/reference.nc"  # the drift reference at ModelMetadata.reference_data's default
+)
+NEEDED_FILES = (MODEL_FILE, METADATA_FILE, REFERENCE_FILE)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def fetch_deployed_model(engine: DecisionEngine, version: str, into: Path) -> De
         if name not in stored:
             raise RegistryError(
                 "registry version lacks a file monitoring needs",
-                file=f"climate/models/{version}",
+                file=version_prefix(version),
                 field=name,
                 expected=list(NEEDED_FILES),
                 found=sorted(stored),
@@ -91,15 +95,15 @@ def fetch_deployed_model(engine: DecisionEngine, version: str, into: Path) -> De
         target.write_bytes(engine.registry.read_file(version, name))
     metadata = validate_record(
         ModelMetadata,
-        json.loads((into / "model_metadata.json").read_text(encoding="utf-8")),
-        file=f"climate/models/{version}/model_metadata.json",
+        json.loads((into / METADATA_FILE).read_text(encoding="utf-8")),
+        file=version_key(version, METADATA_FILE),
     )
     return DeployedModel(
         version=version,
         digest=record.subject.root_digest,
-        onnx_path=into / "model.onnx",
+        onnx_path=into / MODEL_FILE,
         metadata=metadata,
-        reference_path=into / "data" / "reference.nc",
+        reference_path=into / REFERENCE_FILE,
     )
 
 

@@ -1,15 +1,6 @@
 """The model registry: immutable versions in object storage, committed by one marker written last.
 
-Layout inside the store (a local directory, or ``s3://bucket/prefix`` for scale)::
-
-    climate/registry.json                      what this store is (format, layout)
-    climate/models/<version>/model.onnx        the version's files, each created once:
-                            model.stac.json    model.sig, provenance.json, gates.json,
-                            xai/*  telemetry/*  sovereignty/*
-                            model_metadata.json  model_summary.json  data/*
-                            provenance/* (the candidate's own training record)
-    climate/index/<version>.json               the commit marker = the registry manifest entry
-    climate/rollbacks/<id>/...                 rollback reports (see core/decisions/engine.py)
+The keys and the files of a version are defined in :mod:`core.registry.layout`.
 
 A push validates everything before writing anything, then creates every file with a create-once
 write and creates ``climate/index/<version>.json`` last (create-once again: a conditional put on
@@ -20,7 +11,7 @@ removes. A second push of a committed version is refused; listing is one directo
 
 Public API: :class:`Registry` (``push``, ``list``, ``show``, ``verify``, ``fsck``,
 ``read_file``, ``write_rollback``), :class:`VersionRecord`, :class:`VerifyReport`,
-:class:`FsckReport`, :data:`REQUIRED_FILES`.
+:class:`FsckReport`, :func:`collect_layout`.
 """
 
 from __future__ import annotations
@@ -40,28 +31,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import RegistryError
 from core.jsonio import canonical_json_bytes
+from core.registry.layout import (
+    INDEX,
+    MODELS,
+    MONITORING,
+    OPTIONAL_DIRS,
+    OPTIONAL_FILES,
+    REGISTRY_FORMAT,
+    REGISTRY_MANIFEST,
+    REQUIRED_FILES,
+    ROLLBACKS,
+    index_key,
+    layout_summary,
+    version_key,
+    version_prefix,
+)
 from core.registry.stores import ObjectExists, ObjectStore
 from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSubject
 
-REGISTRY_FORMAT = 1
-PREFIX = "climate"
-MODELS = f"{PREFIX}/models"
-INDEX = f"{PREFIX}/index"
-ROLLBACKS = f"{PREFIX}/rollbacks"
-MONITORING = f"{PREFIX}/monitoring"
-REGISTRY_MANIFEST = f"{PREFIX}/registry.json"
-
-REQUIRED_FILES: tuple[str, ...] = (
-    "model.onnx",
-    "model.stac.json",
-    "provenance.json",
-    "model.sig",
-    "gates.json",
-)
-OPTIONAL_FILES: tuple[str, ...] = ("model_metadata.json", "model_summary.json", "integrity.json")
-# data/ holds the drift reference and the validation data, so monitoring and `kfm ci --version`
-# can work from a registry version alone.
-OPTIONAL_DIRS: tuple[str, ...] = ("xai", "telemetry", "sovereignty", "data", "provenance")
 # ASCII digits only: ``\d`` would also match other scripts' digits ('٥'), which pass a check
 # and then fail to order.
 VERSION_PATTERN = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+(?:[.-][0-9A-Za-z.-]+)?")
@@ -187,11 +174,11 @@ class Registry:
 
     def exists(self, version: str) -> bool:
         """Whether ``version`` is committed."""
-        return self.store.exists(f"{INDEX}/{check_version(version)}.json")
+        return self.store.exists(index_key(check_version(version)))
 
     def show(self, version: str) -> VersionRecord:
         """The committed record of ``version``."""
-        key = f"{INDEX}/{check_version(version)}.json"
+        key = index_key(check_version(version))
         if not self.store.exists(key):
             raise RegistryError(
                 "no such version in the registry",
@@ -217,28 +204,27 @@ class Registry:
         if name not in record.manifest.by_name():
             raise RegistryError(
                 "no such file in this version",
-                file=f"{MODELS}/{version}",
+                file=version_prefix(version),
                 field="name",
                 expected=[f.name for f in record.manifest.files],
                 found=name,
             )
-        return self.store.read(f"{MODELS}/{version}/{name}")
+        return self.store.read(version_key(version, name))
 
     def verify(self, version: str) -> VerifyReport:
         """Re-hash every stored file of ``version`` against its record; report each difference."""
         record = self.show(version)
         problems: builtins.list[str] = []
         expected = record.manifest.by_name()
-        stored = {
-            key[len(f"{MODELS}/{version}/") :] for key in self.store.list(f"{MODELS}/{version}")
-        }
+        prefix = version_prefix(version)
+        stored = {key[len(prefix) + 1 :] for key in self.store.list(prefix)}
         for name in sorted(stored - set(expected)):
             problems.append(f"{name}: extra file not in the version record")
         for name, entry in expected.items():
             if name not in stored:
                 problems.append(f"{name}: missing (expected sha256 {entry.sha256})")
                 continue
-            actual = hashlib.sha256(self.store.read(f"{MODELS}/{version}/{name}")).hexdigest()
+            actual = hashlib.sha256(self.store.read(version_key(version, name))).hexdigest()
             if actual != entry.sha256:
                 problems.append(f"{name}: sha256 {actual} (expected {entry.sha256})")
         return VerifyReport(version=version, checked=len(expected), problems=tuple(problems))
@@ -264,17 +250,17 @@ class Registry:
         if self.exists(version):
             raise RegistryError(
                 "version already in the registry; a version is written once",
-                file=f"{self.location}/{INDEX}/{version}.json",
+                file=f"{self.location}/{index_key(version)}",
                 field="version",
                 expected="a new version",
                 found=version,
                 hint="bump the version in model_metadata.json",
             )
-        leftovers = self.store.list(f"{MODELS}/{version}")
+        leftovers = self.store.list(version_prefix(version))
         if leftovers:
             raise RegistryError(
                 "uncommitted files of an interrupted push of this version are in the way",
-                file=f"{self.location}/{MODELS}/{version}",
+                file=f"{self.location}/{version_prefix(version)}",
                 expected="no files",
                 found=f"{len(leftovers)} files",
                 hint="run `kfm registry fsck` to remove them, then push again",
@@ -287,11 +273,11 @@ class Registry:
                 FileDigest(name=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest())
             )
             try:
-                self.store.create(f"{MODELS}/{version}/{rel}", data)
+                self.store.create(version_key(version, rel), data)
             except ObjectExists as error:
                 raise RegistryError(
                     "another push of this version is writing the same files",
-                    file=f"{self.location}/{MODELS}/{version}/{rel}",
+                    file=f"{self.location}/{version_key(version, rel)}",
                     expected="no concurrent push of one version",
                     found="an existing object",
                 ) from error
@@ -304,11 +290,11 @@ class Registry:
             manifest=Manifest(files=tuple(digests)),
         )
         try:
-            self.store.create(f"{INDEX}/{version}.json", record.to_json_bytes())
+            self.store.create(index_key(version), record.to_json_bytes())
         except ObjectExists as error:
             raise RegistryError(
                 "version was committed by another push meanwhile",
-                file=f"{self.location}/{INDEX}/{version}.json",
+                file=f"{self.location}/{index_key(version)}",
                 field="version",
                 expected="a new version",
                 found=version,
@@ -334,14 +320,14 @@ class Registry:
             if prefix in committed:
                 continue
             leftovers.append(prefix)
-            for key in self.store.list(f"{MODELS}/{prefix}"):
+            for key in self.store.list(version_prefix(prefix)):
                 if not dry_run:
                     self.store.delete(key)
                 removed += 1
         damaged = []
         for version in sorted(committed, key=version_sort_key):
-            stored = set(self.store.list(f"{MODELS}/{version}"))
-            expected = {f"{MODELS}/{version}/{f.name}" for f in self.show(version).manifest.files}
+            stored = set(self.store.list(version_prefix(version)))
+            expected = {version_key(version, f.name) for f in self.show(version).manifest.files}
             if not expected <= stored:
                 damaged.append(version)
         return FsckReport(
@@ -409,17 +395,7 @@ class Registry:
     def _ensure_registry_manifest(self) -> None:
         if self.store.exists(REGISTRY_MANIFEST):
             return
-        body = {
-            "format": REGISTRY_FORMAT,
-            "layout": {
-                "models": f"{MODELS}/<version>/"
-                + "{"
-                + ", ".join((*REQUIRED_FILES, *OPTIONAL_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS)))
-                + "}",
-                "index": f"{INDEX}/<version>.json (commit marker, written last)",
-                "rollbacks": f"{ROLLBACKS}/<id>/",
-            },
-        }
+        body = {"format": REGISTRY_FORMAT, "layout": layout_summary()}
         text = json.dumps(body, indent=2, sort_keys=True) + "\n"
         with contextlib.suppress(ObjectExists):  # another push wrote the same content first
             self.store.create(REGISTRY_MANIFEST, text.encode("utf-8"))

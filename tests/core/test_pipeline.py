@@ -1,4 +1,4 @@
-"""kfm deploy end to end on the reference candidate: blocked gates push nothing."""
+"""The pipeline: one staging for deploy and ci; kfm deploy end to end; blocked gates push nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from core.candidate.load import load_candidate
 from core.decisions.engine import DecisionEngine
-from core.describe import lineage_with_decisions
-from core.pipeline import DeployError, deploy_candidate
+from core.describe import OUTPUT_FILES, lineage_with_decisions
+from core.pipeline import (
+    DESCRIBE,
+    LAYOUT,
+    SIGNED,
+    DeployError,
+    deploy_candidate,
+    main,
+    stage_version,
+)
+from core.policy import Policy, load_policy
+from core.registry import layout
+from core.sovereignty.regions import load_regions
 from core.workspace import Workspace, init_workspace
 
 
@@ -18,6 +30,14 @@ from core.workspace import Workspace, init_workspace
 def workspace(tmp_path: Path) -> Workspace:
     """A fresh workspace with the project's policy and regions."""
     return init_workspace(tmp_path / "ws", root_passphrase="r", pipeline_passphrase="p")
+
+
+def strict_policy(ws: Workspace) -> Policy:
+    """The workspace policy with an accuracy threshold no model reaches."""
+    policy_file = ws.path("governance/policy.toml")
+    text = re.sub(r"(?m)^rmse_max = [0-9.]+", "rmse_max = 0.0001", policy_file.read_text())
+    policy_file.write_text(text)
+    return load_policy(policy_file)
 
 
 def engine_for(ws: Workspace) -> DecisionEngine:
@@ -77,14 +97,11 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
 @pytest.mark.slow
 def test_blocked_gate_records_nothing(reference_candidate_dir: Path, workspace: Workspace) -> None:
     """An unreachable accuracy threshold blocks before push: registry and ledger stay empty."""
-    policy_file = workspace.path("governance/policy.toml")
-    text = re.sub(r"(?m)^rmse_max = [0-9.]+", "rmse_max = 0.0001", policy_file.read_text())
-    policy_file.write_text(text)
     engine = engine_for(workspace)
     outcome = deploy_candidate(
         reference_candidate_dir,
         engine=engine,
-        policy=workspace.policy(),
+        policy=strict_policy(workspace),
         regions_path=workspace.regions_path,
         submitter="pipeline",
     )
@@ -103,3 +120,80 @@ def test_unknown_submitter_is_refused(tmp_path: Path, workspace: Workspace) -> N
             regions_path=workspace.regions_path,
             submitter="mallory",
         )
+
+
+@pytest.mark.slow
+def test_unsigned_staging_lays_out_the_version(
+    reference_candidate_dir: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    """An unsigned staging holds the candidate's files, gates, screen and describe outputs."""
+    staged = stage_version(
+        load_candidate(reference_candidate_dir),
+        tmp_path / "out",
+        policy=workspace.policy(),
+        regions=load_regions(workspace.regions_path),
+    )
+    assert staged.layout == tmp_path / "out" / LAYOUT and not staged.blocked
+    top = {p.name for p in staged.layout.iterdir()}
+    assert top == {*layout.CANDIDATE_FILES, *layout.CANDIDATE_DIRS, *layout.DEPLOY_OUTPUTS}
+    assert (staged.layout / layout.GATES_FILE).read_bytes() == staged.gates_json
+    described = tmp_path / "out" / DESCRIBE
+    assert sorted(p.name for p in described.iterdir()) == sorted(OUTPUT_FILES)
+    for name in (layout.ITEM_FILE, layout.PROVENANCE_FILE):
+        assert (staged.layout / name).read_bytes() == (described / name).read_bytes()
+    for name in layout.CANDIDATE_FILES:
+        assert (staged.layout / name).read_bytes() == (reference_candidate_dir / name).read_bytes()
+    assert not (tmp_path / "out" / SIGNED).exists()
+
+
+@pytest.mark.slow
+def test_signed_staging_stops_at_blocked_gates(
+    reference_candidate_dir: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    """With the pipeline key, a blocked report stops before signing: nothing signed or laid out."""
+    staged = stage_version(
+        load_candidate(reference_candidate_dir),
+        tmp_path / "out",
+        policy=strict_policy(workspace),
+        regions=load_regions(workspace.regions_path),
+        signer=workspace.pipeline_signer("p"),
+    )
+    assert staged.blocked and staged.layout is None
+    assert "accuracy" in staged.gates.to_dict()["blocking_gates"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_signing_and_a_given_signature_are_refused_together(
+    reference_candidate_dir: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    """A staging is signed with the pipeline key or given a signature, never both."""
+    with pytest.raises(DeployError, match="not both"):
+        stage_version(
+            load_candidate(reference_candidate_dir),
+            tmp_path / "out",
+            policy=workspace.policy(),
+            regions=load_regions(workspace.regions_path),
+            signer=workspace.pipeline_signer("p"),
+            signature=tmp_path / "model.sig",
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_staging_command_reports_a_bad_candidate(
+    tmp_path: Path, workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """python -m core.pipeline on a missing candidate exits 2, names it, and writes nothing."""
+    missing = tmp_path / "missing"
+    code = main(
+        [
+            str(missing),
+            str(tmp_path / "out"),
+            "--policy",
+            str(workspace.path(workspace.config.policy)),
+            "--regions",
+            str(workspace.regions_path),
+        ]
+    )
+    assert code == 2
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -2,26 +2,88 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.candidate.load import load_candidate
-from core.demo.reference import SEED, build_reference_candidate, source_data_path
+from core.demo.reference import SEED, sort_opset_imports, source_data_path
+from core.describe import OUTPUT_FILES
+from core.policy import DEFAULT_POLICY_PATH
+
+REGIONS = DEFAULT_POLICY_PATH.parent / "regions.geojson"
 
 
 def _tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_rebuild_is_byte_identical(reference_candidate_dir: Path, tmp_path: Path) -> None:
-    """Building the reference candidate twice gives byte-identical files."""
-    again = build_reference_candidate(tmp_path / "again")
-    assert _tree(again) == _tree(reference_candidate_dir)
-    for rel in _tree(again):
-        assert filecmp.cmp(again / rel, reference_candidate_dir / rel, shallow=False), rel
+BUILD_AND_STAGE = """
+import sys
+from pathlib import Path
+
+from core.demo.reference import build_reference_candidate
+from core.pipeline import main
+
+out, policy, regions = (Path(a) for a in sys.argv[1:4])
+build_reference_candidate(out / "candidate")
+args = [str(out / "candidate"), str(out / "staging"), "--policy", str(policy)]
+sys.exit(main([*args, "--regions", str(regions)]))
+"""
+
+
+@pytest.mark.slow
+def test_build_and_staging_are_byte_identical_across_processes(tmp_path: Path) -> None:
+    """Two processes (hash seeds 1 and 2) build, stage and describe the reference: same bytes."""
+    procs = []
+    for seed in (1, 2):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "OMP_NUM_THREADS": "1"}
+        args = [str(tmp_path / f"seed{seed}"), str(DEFAULT_POLICY_PATH), str(REGIONS)]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", BUILD_AND_STAGE, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=900)
+        assert proc.returncode == 0, stderr
+    first, second = tmp_path / "seed1", tmp_path / "seed2"
+    names = _tree(first)
+    assert names == _tree(second)
+    assert {"candidate/model.onnx", "staging/layout/model.onnx"} <= set(names)
+    assert {f"staging/describe/{name}" for name in OUTPUT_FILES} <= set(names)
+    differing = [rel for rel in names if (first / rel).read_bytes() != (second / rel).read_bytes()]
+    assert differing == []
+
+
+def test_opset_imports_are_saved_in_domain_order() -> None:
+    """A model whose opsets come in either order is saved as the same bytes, '' first."""
+    from onnx import TensorProto, helper
+
+    def model(domains: list[str]) -> bytes:
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
+        versions = {"": 9, "ai.onnx.ml": 1}
+        built = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid(d, versions[d]) for d in domains]
+        )
+        sort_opset_imports(built)
+        assert [o.domain for o in built.opset_import] == ["", "ai.onnx.ml"]
+        return bytes(built.SerializeToString(deterministic=True))
+
+    assert model(["ai.onnx.ml", ""]) == model(["", "ai.onnx.ml"])
 
 
 def test_seed_and_source_are_recorded(reference_candidate_dir: Path) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from core.errors import RegistryError
+from core.registry.layout import MODELS
 from core.registry.stores import FsspecStore, ObjectExists
-from core.registry.versions import MODELS, Registry
+from core.registry.versions import Registry
 from core.testing import write_version_dir
 
 pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")

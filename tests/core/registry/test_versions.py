@@ -10,15 +10,9 @@ import pytest
 import rfc8785
 
 from core.errors import RegistryError
+from core.registry.layout import INDEX, MODELS
 from core.registry.stores import LocalStore, ObjectStore, open_store
-from core.registry.versions import (
-    INDEX,
-    MODELS,
-    Registry,
-    VersionRecord,
-    check_version,
-    version_sort_key,
-)
+from core.registry.versions import Registry, VersionRecord, check_version, version_sort_key
 from core.testing import MemoryStore, write_version_dir
 
 

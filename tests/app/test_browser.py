@@ -37,6 +37,10 @@ VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
 LOCAL_SCHEMES = {"data", "blob", "about"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PLOT = ".js-plotly-plot"
+# Every wait is on a condition (a heading, a chart, a value), never a fixed sleep; this is how
+# long a condition may take on a loaded machine before the test fails (Playwright's expect()
+# defaults to 5 s, which a cold Streamlit start can exceed).
+CONDITION_TIMEOUT_MS = 60_000
 # (url path, heading, an element that appears once the page's data has rendered)
 PAGES = [
     ("", "Model registry", PLOT),
@@ -139,7 +143,8 @@ def test_pages_render_and_an_approval_promotes_offline(
             page = browser.new_page(viewport=VIEWPORT)
             page.on("request", lambda request: requests.append(request.url))
             page.on("websocket", lambda socket_: sockets.append(socket_.url))
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(CONDITION_TIMEOUT_MS)
+            expect.set_options(timeout=CONDITION_TIMEOUT_MS)
 
             for path, heading, ready in PAGES:
                 page.goto(f"{dashboard}/{path}")

@@ -129,4 +129,4 @@ class WorkspaceError(KfmError):
 
 
 class TrustError(KfmError):
-    """The root key is not the pinned one, or the ledger or roster went back behind what was seen."""
+    """The root key is not the pinned one, or a ledger or roster went back behind what was seen."""

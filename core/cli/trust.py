@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Trust the root key with FINGERPRINT for the workspace (check it with its holder first)."""
+        """Trust the root key with FINGERPRINT for the workspace (check it with its holder)."""
         fingerprint = check_fingerprint(fingerprint)
         root = resolve(workspace).resolve()
         trust = trust_store()

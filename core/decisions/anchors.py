@@ -4,8 +4,9 @@ Verifying each entry (:mod:`core.decisions.verify`) proves the rows chain and ar
 cannot tell whether rows are *missing* at the end, or whether the whole chain after some row was
 rebuilt with recomputed hashes. These checks can:
 
-1. **checkpoint** — the newest signed checkpoint in the registry (:mod:`core.decisions.checkpoints`):
-   the ledger is at least that long and has the same entry hash at its seq;
+1. **checkpoint** — the newest signed checkpoint in the registry
+   (:mod:`core.decisions.checkpoints`): the ledger is at least that long and has the same entry
+   hash at its seq;
 2. **witness** — what this client verified before (:class:`core.decisions.trust.Witness`): the
    ledger is at least that long and has the same entry hash at that seq; a checkpoint the client
    saw that is gone is reported;
@@ -57,7 +58,7 @@ class Anchors:
 
 
 def read_anchors(*, registry: Registry, roster: TrustedRoster, trust: TrustStore) -> Anchors:
-    """The newest checkpoint (verified with ``roster``), this client's witness, registry versions."""
+    """The newest checkpoint (verified with ``roster``), the client's witness, registry versions."""
     fingerprint = roster.root_fingerprint
     return Anchors(
         root_fingerprint=fingerprint,
@@ -103,7 +104,7 @@ class AnchorReport:
 def check_witness(
     entries: Sequence[LedgerEntry], witness: Witness, *, source: str, checkpoint_seq: int
 ) -> list[str]:
-    """Refuse a ledger shorter than ``witness`` or forked from it; warn when a checkpoint is gone."""
+    """Refuse a ledger shorter than ``witness`` or forked from it; warn of a checkpoint gone."""
     head = entries[-1].seq if entries else 0
     if head < witness.seq:
         raise LedgerError(

@@ -20,8 +20,9 @@ checkpoint, then the ledger, and :func:`write_checkpoint` checks the one against
 writer never signs over a ledger that was cut back.
 
 Public API: :class:`Checkpoint`, :class:`VerifiedCheckpoint`, :func:`sign_checkpoint`,
-:func:`verify_checkpoint`, :func:`read_checkpoint`, :func:`newest_checkpoint`, :func:`check_against_checkpoint`,
-:func:`write_checkpoint`, :func:`checkpoint_head`, :func:`entry_at`.
+:func:`verify_checkpoint`, :func:`read_checkpoint`, :func:`newest_checkpoint`,
+:func:`check_against_checkpoint`, :func:`write_checkpoint`, :func:`checkpoint_head`,
+:func:`entry_at`.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ class World:
     trust: TrustStore
 
     def deploy(self, version: str) -> None:
-        """Push and register ``version`` (concerned steward: sam), then checkpoint, as deploy does."""
+        """Push and register ``version`` (steward sam concerned), then checkpoint as deploy does."""
         source = write_version_dir(self.tmp / version, seed=version)
         record = self.registry.push(
             version, source, name="downscaler", submitter="dev", concerned_stewards=["sam"]

@@ -33,8 +33,9 @@ Staging folder::
 (:meth:`core.decisions.engine.DecisionEngine.register`: the signed ``gates-attested`` and
 ``registered`` records), then checkpoints the ledger head
 (:func:`core.decisions.checkpoints.checkpoint_head`). ``kfm ci`` runs
-``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`: an unsigned staging) twice in fresh interpreters with different
-``PYTHONHASHSEED`` and compares the folders; nothing is signed, pushed or recorded there.
+``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`: an unsigned
+staging) twice in fresh interpreters with different ``PYTHONHASHSEED`` and compares the folders;
+nothing is signed, pushed or recorded there.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from core.decisions.ledger import LedgerEntry
 from core.decisions.records import read_statement
 from core.decisions.state import ChannelState
 from core.decisions.state import VersionFacts as SubmissionFacts
+from core.decisions.trust import TrustStore
 from core.decisions.verify import verify_ledger
 from core.describe.graph import prov_to_dot
 from core.errors import KfmError, RegistryError
@@ -48,9 +49,14 @@ def workspace_root() -> Path:
     return Path(os.environ.get(WORKSPACE_ENV, ".kfm")).resolve()
 
 
+def trust_store() -> TrustStore:
+    """This client's root key pins and witness: KFM_HOME, XDG_CONFIG_HOME/kfm or ~/.config/kfm."""
+    return TrustStore.from_environment(os.environ, Path.home())
+
+
 @st.cache_resource(show_spinner=False)
 def _workspace(root: str) -> Workspace:
-    return Workspace.open(Path(root))
+    return Workspace.open(Path(root), trust=trust_store())
 
 
 def workspace() -> Workspace:

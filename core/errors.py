@@ -126,3 +126,7 @@ class LedgerError(KfmError):
 
 class WorkspaceError(KfmError):
     """The workspace is missing or its kfm.toml is malformed."""
+
+
+class TrustError(KfmError):
+    """The root key is not the pinned one, or a ledger or roster went back behind what was seen."""

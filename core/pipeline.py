@@ -31,9 +31,11 @@ Staging folder::
 :func:`deploy_candidate` (``kfm deploy``) stages signed, then pushes
 (:meth:`core.registry.versions.Registry.push`) and registers
 (:meth:`core.decisions.engine.DecisionEngine.register`: the signed ``gates-attested`` and
-``registered`` records). ``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P
---regions R`` (:func:`main`: an unsigned staging) twice in fresh interpreters with different
-``PYTHONHASHSEED`` and compares the folders; nothing is signed, pushed or recorded there.
+``registered`` records), then checkpoints the ledger head
+(:func:`core.decisions.checkpoints.checkpoint_head`). ``kfm ci`` runs
+``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`: an unsigned
+staging) twice in fresh interpreters with different ``PYTHONHASHSEED`` and compares the folders;
+nothing is signed, pushed or recorded there.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.candidate.load import Candidate, load_candidate
+from core.decisions.checkpoints import checkpoint_head
 from core.describe import deployment_stages, describe_candidate
 from core.errors import KfmError
 from core.gates import GateReport, run_gates
@@ -269,6 +272,7 @@ def deploy_candidate(
         )
     say("register")
     entries = engine.register(record, gates_json=staged.gates_json)
+    checkpoint_head(engine.ledger, engine.registry, engine._require_pipeline(), engine.roster)
     return DeployOutcome(
         version=version,
         gates=staged.gates.to_dict(),

@@ -16,6 +16,12 @@ The paths under ``governance/`` and ``keys/`` are the defaults of ``kfm roster``
 
 Which workspace is used is decided by the CLI (``--workspace``, then ``KFM_WORKSPACE``, then
 ``.kfm/``) with :func:`resolve_workspace_path`; core objects get it through constructors.
+
+Nothing in the workspace vouches for itself: ``keys/root.pub`` is trusted only when its fingerprint
+equals the pin the client's :class:`core.decisions.trust.TrustStore` holds for this workspace
+(``KFM_ROOT_FINGERPRINT``, else ``<kfm home>/trust.toml``). :func:`init_workspace` pins the root
+key it creates; :meth:`Workspace.roster` refuses a root key without a pin or with another
+fingerprint, and a roster older than the one this client's witness recorded.
 """
 
 from __future__ import annotations
@@ -29,14 +35,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.decisions.ledger import Clock, Ledger, open_ledger
-from core.decisions.roster import RosterEntry, TrustedRoster, add_reviewer, load_roster, sign_roster
-from core.errors import KfmError, WorkspaceError
+from core.decisions.roster import (
+    RosterEntry,
+    TrustedRoster,
+    add_reviewer,
+    check_roster_serial,
+    load_roster,
+    sign_roster,
+)
+from core.decisions.trust import RootPin, TrustStore
+from core.errors import KfmError, TrustError, WorkspaceError
 from core.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from core.registry.stores import open_store
 from core.registry.versions import Registry
 from core.signing.keys import (
     KeySigner,
     generate_key_pair,
+    key_fingerprint,
     load_public_key,
     load_signer,
     public_key_pem,
@@ -106,14 +121,22 @@ class WorkspaceConfig:
 
 @dataclass(frozen=True)
 class Workspace:
-    """An opened workspace; builds the engine's objects from its ``kfm.toml``."""
+    """An opened workspace; builds the engine's objects from its ``kfm.toml``.
+
+    ``trust`` holds the root key pins; without one, nothing that needs the roster works.
+    """
 
     root: Path
     config: WorkspaceConfig
+    trust: TrustStore | None = field(default=None, compare=False)
 
     @classmethod
-    def open(cls, root: Path) -> Workspace:
-        """Read ``<root>/kfm.toml``; a missing or malformed file is a clear error."""
+    def open(cls, root: Path, *, trust: TrustStore | None = None) -> Workspace:
+        """Read ``<root>/kfm.toml``; a missing or malformed file is a clear error.
+
+        ``trust`` is the client's :class:`TrustStore`; reading the roster (and everything built
+        on it) needs it.
+        """
         path = root / CONFIG_NAME
         if not path.is_file():
             raise WorkspaceError(
@@ -127,7 +150,7 @@ class Workspace:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as error:
             raise WorkspaceError(f"not valid TOML: {error}", file=str(path)) from error
-        return cls(root=root, config=_parse_config(raw, str(path)))
+        return cls(root=root, config=_parse_config(raw, str(path)), trust=trust)
 
     def path(self, relative: str) -> Path:
         """A workspace-relative path from ``kfm.toml`` (absolute paths are kept)."""
@@ -163,9 +186,39 @@ class Workspace:
     def root_public_key_path(self) -> Path:
         return self.path(self.config.root_public_key)
 
+    def trust_store(self) -> TrustStore:
+        """The client's trust store; refuses when the workspace was opened without one."""
+        if self.trust is None:
+            raise TrustError(
+                "the workspace was opened without a trust store: its root key cannot be checked",
+                file=str(self.root_public_key_path),
+                expected="Workspace.open(root, trust=TrustStore(...))",
+                found="none",
+            )
+        return self.trust
+
+    def root_fingerprint(self) -> str:
+        """Fingerprint of the workspace's ``keys/root.pub`` as it is (not yet checked)."""
+        return key_fingerprint(load_public_key(self.root_public_key_path))
+
+    def root_pin(self) -> RootPin:
+        """The pin ``keys/root.pub`` matches; refuses a missing pin or another fingerprint."""
+        found = self.root_fingerprint()
+        key_file = str(self.root_public_key_path)
+        return self.trust_store().require_root(self.root, found, key_file=key_file)
+
     def roster(self) -> TrustedRoster:
-        """The roster, verified against the workspace's root public key."""
-        return load_roster(self.roster_path, load_public_key(self.root_public_key_path))
+        """The roster, verified against the pinned root key, not older than this client saw."""
+        trust = self.trust_store()
+        root_key = load_public_key(self.root_public_key_path)
+        key_file = str(self.root_public_key_path)
+        trust.require_root(self.root, key_fingerprint(root_key), key_file=key_file)
+        trusted = load_roster(self.roster_path, root_key)
+        witness = trust.witness(trusted.root_fingerprint)
+        if witness is not None:
+            where = f"this client's witness ({trust.witness_path(witness.root)})"
+            check_roster_serial(trusted, {where: witness.roster_serial})
+        return trusted
 
     def pipeline_signer(self, passphrase: str) -> KeySigner:
         return load_signer(
@@ -258,6 +311,7 @@ def _parse_config(raw: Mapping[str, Any], source: str) -> WorkspaceConfig:
 def init_workspace(
     root: Path,
     *,
+    trust: TrustStore,
     root_passphrase: str,
     pipeline_passphrase: str,
     registry: str = "registry",
@@ -266,7 +320,11 @@ def init_workspace(
     regions_source: Path = DEFAULT_REGIONS_PATH,
     now: datetime | None = None,
 ) -> Workspace:
-    """Create a workspace: kfm.toml, policy and regions copies, root and pipeline keys, roster."""
+    """Create a workspace: kfm.toml, policy and regions copies, root and pipeline keys, roster.
+
+    The new root key's fingerprint is pinned for ``root`` in ``trust`` (replacing an earlier pin
+    for that path: the keys of the workspace that was there are gone).
+    """
     if (root / CONFIG_NAME).exists():
         raise WorkspaceError(
             "a workspace already exists here",
@@ -310,6 +368,7 @@ def init_workspace(
             pipeline_id=PIPELINE_ID,
             passphrase_env=PIPELINE_PASSPHRASE_ENV,
         )
+        trust.pin(root, key_fingerprint(load_public_key(root_pair.public_key)))
         # kfm.toml last: a workspace exists only once everything it points at exists.
         (root / CONFIG_NAME).write_text(config, encoding="utf-8")
     except KfmError:
@@ -318,4 +377,4 @@ def init_workspace(
         raise WorkspaceError(
             "cannot create the workspace", file=str(root), found=error.strerror
         ) from error
-    return Workspace.open(root)
+    return Workspace.open(root, trust=trust)

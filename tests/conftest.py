@@ -1,13 +1,59 @@
-"""Shared fixtures: the reference candidate is built once per test session and copied per test."""
+"""Shared fixtures: the reference candidate is built once per test session and copied per test.
+
+Every test runs with ``KFM_HOME`` (where a client keeps its root key pins and its witness) in a
+temporary folder of its own, and without ``KFM_ROOT_FINGERPRINT``: nothing reads or writes the
+real user's trust settings, and subprocesses inherit the same folder. Session fixtures get a
+session folder. ``init_workspace`` and ``build_demo`` pin what they create there
+(the ``trust_store`` fixture); a copy of a workspace is pinned with ``pin_workspace``.
+"""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from core.decisions.trust import HOME_ENV, ROOT_FINGERPRINT_ENV, TrustStore
+from core.workspace import Workspace
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_kfm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A KFM home for session-scoped fixtures (built before any per-test home exists)."""
+    home = tmp_path_factory.mktemp("kfm-home-session")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(HOME_ENV, str(home))
+        patch.delenv(ROOT_FINGERPRINT_ENV, raising=False)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def kfm_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own KFM home (pins and witness), also for the subprocesses it starts."""
+    home = tmp_path_factory.mktemp("kfm-home")
+    monkeypatch.setenv(HOME_ENV, str(home))
+    monkeypatch.delenv(ROOT_FINGERPRINT_ENV, raising=False)
+    return home
+
+
+@pytest.fixture
+def trust_store(kfm_home: Path) -> TrustStore:
+    """The trust store the CLI and the dashboard build in this test."""
+    return TrustStore(kfm_home)
+
+
+@pytest.fixture
+def pin_workspace(trust_store: TrustStore) -> Callable[[Path], None]:
+    """Pin the root key of a copied workspace, as its operator would with `kfm trust pin`."""
+
+    def pin(workspace: Path) -> None:
+        trust_store.pin(workspace, Workspace.open(workspace).root_fingerprint())
+
+    return pin
 
 
 @pytest.fixture(scope="session")

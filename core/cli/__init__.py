@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "describe",
     "sovereignty",
     "workspace",
+    "trust",
     "registry",
     "ledger",
     "decide",

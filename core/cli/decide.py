@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from core.cli._output import console, print_json
+from core.cli.ledger import anchors_to_dict, check_ledger_anchors, print_anchors
 from core.cli.workspace import (
     PASSPHRASE_ENV_HELP,
     open_workspace,
@@ -117,15 +118,17 @@ def register(app: typer.Typer) -> None:
         """The channel (production, staging, every version's state), replayed from the ledger."""
         ws = open_workspace(workspace)
         with build_engine(ws, with_pipeline=False) as engine:
+            anchors = check_ledger_anchors(ws, engine.roster, engine.ledger)
             state = engine.state(at=parse_at(at))
         if as_json:
-            print_json(state.to_dict())
+            print_json({**state.to_dict(), "anchors": anchors_to_dict(ws, anchors)})
             return
         when = f" at {state.at}" if state.at else ""
         console.print(
             f"production {state.production or '-'}   staging {state.staging or '-'}"
             f"   (ledger entry {state.head_seq}{when})"
         )
+        print_anchors(ws, anchors)
         table = Table()
         for column in ("version", "state", "approvals", "vetoes", "still needed"):
             table.add_column(column, overflow="fold")

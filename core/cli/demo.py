@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from core.cli._output import console, err_console, print_json
+from core.cli.workspace import trust_store
 from core.demo.build import (
     APP_ENTRY,
     DEMO_STEPS,
@@ -32,8 +33,9 @@ from core.demo.build import (
 def _build_with_progress(
     workspace: Path, fresh: bool, candidate: Path | None, quiet: bool
 ) -> DemoInfo:
+    trust = trust_store()
     if quiet:
-        return build_demo(workspace, fresh=fresh, candidate_source=candidate)
+        return build_demo(workspace, trust=trust, fresh=fresh, candidate_source=candidate)
     columns = (
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -53,7 +55,9 @@ def _build_with_progress(
                 started.append(message)
             bar.update(task, description=message)
 
-        info = build_demo(workspace, progress=progress, fresh=fresh, candidate_source=candidate)
+        info = build_demo(
+            workspace, trust=trust, progress=progress, fresh=fresh, candidate_source=candidate
+        )
         bar.update(task, completed=len(DEMO_STEPS), description="done")
         err_console.print(f"[green]✓[/] {started[-1]}")
     return info

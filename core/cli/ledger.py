@@ -1,18 +1,91 @@
-"""``kfm ledger verify|show`` on the workspace's ledger."""
+"""``kfm ledger verify|show|checkpoint`` on the workspace's ledger.
+
+``verify`` checks every entry, then the anchors (:mod:`core.decisions.anchors`): the newest signed
+checkpoint, this client's witness, the roster serial and the registry cross-check; when all
+hold it records the head in the witness. ``checkpoint`` does the same checks, then signs the head
+with the pipeline key. :func:`check_ledger_anchors` and :func:`print_anchors` are what
+``kfm status`` uses.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from core.cli._output import console, print_json
-from core.cli.workspace import open_workspace, workspace_option
+from core.cli.workspace import open_workspace, pipeline_passphrase, workspace_option
+from core.decisions.anchors import (
+    AnchorReport,
+    Anchors,
+    check_anchors,
+    read_anchors,
+    recorded_roster_serial,
+    remember_verified,
+)
+from core.decisions.checkpoints import write_checkpoint
+from core.decisions.ledger import Ledger, LedgerEntry
+from core.decisions.roster import TrustedRoster
 from core.decisions.verify import verify_ledger
-from core.errors import RegistryError
+from core.errors import KfmError, LedgerError, RegistryError
+from core.registry.versions import Registry
 from core.signing.digests import ModelSubject
+from core.workspace import Workspace
+
+
+def _subjects(registry: Registry, entries: Sequence[LedgerEntry]) -> dict[str, ModelSubject]:
+    subjects: dict[str, ModelSubject] = {}
+    for version in sorted({e.version for e in entries}):
+        try:
+            subjects[version] = registry.show(version).subject
+        except RegistryError:
+            continue  # verify_decision still checks signature and role; replay flags it
+    return subjects
+
+
+def _read(
+    ws: Workspace, roster: TrustedRoster, ledger: Ledger
+) -> tuple[Anchors, list[LedgerEntry]]:
+    """The anchors, then the entries: in that order, so a checkpoint written meanwhile is older."""
+    anchors = read_anchors(registry=ws.registry(), roster=roster, trust=ws.trust_store())
+    return anchors, ledger.entries()
+
+
+def check_ledger_anchors(ws: Workspace, roster: TrustedRoster, ledger: Ledger) -> AnchorReport:
+    """Refuse a ledger behind its newest checkpoint or this client's witness, or an older roster.
+
+    The head is recorded in the witness when every entry verifies.
+    """
+    anchors, entries = _read(ws, roster, ledger)
+    report = check_anchors(
+        entries, anchors, roster=roster, ledger_roster_serial=recorded_roster_serial(entries)
+    )
+    if verify_ledger(entries, roster).ok:
+        remember_verified(ws.trust_store(), report)
+    return report
+
+
+def anchors_to_dict(ws: Workspace, report: AnchorReport) -> dict[str, Any]:
+    """The anchors with the root pin, for ``--json``."""
+    return {**report.to_dict(), "root_pin": ws.root_pin().to_dict()}
+
+
+def print_anchors(ws: Workspace, report: AnchorReport) -> None:
+    """One line on the trust anchor and checkpoint, then any warning."""
+    pin = ws.root_pin()
+    checkpoint = "none" if report.checkpoint is None else f"#{report.checkpoint.seq}"
+    console.print(
+        f"root key {pin.fingerprint} (pinned by {pin.source}); newest checkpoint {checkpoint}; "
+        f"roster serial {report.roster_serial}",
+        markup=False,
+    )
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/]: {escape(warning)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -23,30 +96,94 @@ def register(app: typer.Typer) -> None:
         workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Check the chain, every signature and every role; print the first broken entry."""
+        """Check the chain, every signature and role, the newest checkpoint and this client's
+        witness; print the first problem."""
         ws = open_workspace(workspace)
+        roster = ws.roster()
         registry = ws.registry()
         with closing(ws.ledger()) as ledger:
-            entries = ledger.entries()
-        subjects: dict[str, ModelSubject] = {}
-        for version in sorted({e.version for e in entries}):
+            anchors, entries = _read(ws, roster, ledger)
+        report = verify_ledger(entries, roster, subjects=_subjects(registry, entries))
+        anchored: AnchorReport | None = None
+        refusal: KfmError | None = None
+        if report.ok:
             try:
-                subjects[version] = registry.show(version).subject
-            except RegistryError:
-                continue  # verify_decision still checks signature and role; replay flags it
-        report = verify_ledger(entries, ws.roster(), subjects=subjects)
+                anchored = check_anchors(
+                    entries,
+                    anchors,
+                    roster=roster,
+                    ledger_roster_serial=recorded_roster_serial(entries),
+                )
+            except KfmError as error:
+                refusal = error
+            else:
+                remember_verified(ws.trust_store(), anchored)
+        ok = report.ok and anchored is not None and anchored.ok
         if as_json:
-            print_json(report.to_dict())
-        elif report.broken is None:
+            print_json(
+                {
+                    **report.to_dict(),
+                    "ok": ok,
+                    "anchors": None if anchored is None else anchors_to_dict(ws, anchored),
+                    "refused": None if refusal is None else refusal.to_dict(),
+                }
+            )
+        elif report.broken is not None:
+            b = report.broken
+            console.print(
+                f"[red]ledger broken at entry {b.seq}[/] (field {escape(b.field)}): "
+                f"{escape(b.message)}"
+            )
+            console.print(f"{report.checked} entries before it verified")
+        elif refusal is not None:
+            console.print(f"[red]ledger refused[/]: {escape(refusal.diagnostics())}")
+        elif anchored is not None:
             console.print(
                 f"[green]ledger verified[/]: {report.entries} entries, chain intact, "
-                "every signature and role valid"
+                "every signature and role valid, consistent with the newest checkpoint and "
+                "with what this client saw before"
             )
-        else:
-            b = report.broken
-            console.print(f"[red]ledger broken at entry {b.seq}[/] (field {b.field}): {b.message}")
-            console.print(f"{report.checked} entries before it verified")
-        raise typer.Exit(0 if report.ok else 1)
+            print_anchors(ws, anchored)
+        raise typer.Exit(0 if ok else 1)
+
+    @group.command("checkpoint")
+    def checkpoint(
+        workspace: Path | None = workspace_option(),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Verify the ledger, then sign its head with the pipeline key into the registry.
+
+        Run it after decisions by people when no service holding the pipeline key does.
+        """
+        ws = open_workspace(workspace)
+        signer = ws.pipeline_signer(pipeline_passphrase(ws))
+        roster = ws.roster()
+        registry = ws.registry()
+        with closing(ws.ledger()) as ledger:
+            anchors, entries = _read(ws, roster, ledger)
+        report = verify_ledger(entries, roster, subjects=_subjects(registry, entries))
+        if report.broken is not None:
+            raise LedgerError(
+                "refusing to checkpoint a ledger that does not verify",
+                field=f"entry {report.broken.seq}: {report.broken.field}",
+                expected="every entry verified (kfm ledger verify)",
+                found=report.broken.message,
+            )
+        anchored = check_anchors(
+            entries, anchors, roster=roster, ledger_roster_serial=recorded_roster_serial(entries)
+        )
+        written = write_checkpoint(entries, registry, signer, roster, newest=anchors.checkpoint)
+        remember_verified(ws.trust_store(), anchored, checkpoint=written)
+        if as_json:
+            print_json({"checkpoint": written.to_dict(), "warnings": list(anchored.warnings)})
+            return
+        console.print(
+            f"checkpoint #{written.seq} ({written.checkpoint.entry_hash[:16]}…) signed by "
+            f"{written.signer}: {written.source}",
+            markup=False,
+        )
+        for warning in anchored.warnings:
+            console.print(f"[yellow]warning[/]: {escape(warning)}")
 
     @group.command("show")
     def show(

@@ -1,7 +1,9 @@
 """``kfm init`` and workspace resolution shared by the registry, ledger and decision commands.
 
 Resolution happens here, in the CLI only: ``--workspace DIR``, else ``KFM_WORKSPACE``, else
-``.kfm/`` in the current directory. ``kfm roster add/sign`` (core/cli/signing.py) default to
+``.kfm/`` in the current directory. So does the client's trust store (root key pins and witness):
+``KFM_HOME``, else ``$XDG_CONFIG_HOME/kfm``, else ``~/.config/kfm``, and ``KFM_ROOT_FINGERPRINT``
+(:func:`trust_store`). ``kfm roster add/sign`` (core/cli/signing.py) default to
 ``governance/roster.json`` and ``keys/root.key``, the same relative paths a workspace uses, so
 they work inside the workspace; ``kfm init`` prints the exact commands.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import typer
 
 from core.cli._output import console, print_json
+from core.decisions.trust import ROOT_FINGERPRINT_ENV, TrustStore
 from core.errors import KeyError_
 from core.signing.keys import passphrase_from_env
 from core.workspace import Workspace, init_workspace, resolve_workspace_path
@@ -32,8 +35,17 @@ def resolve(option: Path | None) -> Path:
     return resolve_workspace_path(option, os.environ.get("KFM_WORKSPACE"), Path.cwd())
 
 
+def trust_store() -> TrustStore:
+    """This client's pins and witness, where the operator's environment puts them."""
+    try:
+        user_home: Path | None = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        user_home = None
+    return TrustStore.from_environment(os.environ, user_home)
+
+
 def open_workspace(option: Path | None) -> Workspace:
-    return Workspace.open(resolve(option))
+    return Workspace.open(resolve(option), trust=trust_store())
 
 
 def read_passphrase(variable: str | None, prompt: str, *, confirm: bool = False) -> str:
@@ -78,13 +90,16 @@ def register(app: typer.Typer) -> None:
         pipe_pass = read_passphrase(
             pipeline_passphrase_env, "new pipeline key passphrase", confirm=True
         )
+        trust = trust_store()
         ws = init_workspace(
             root,
+            trust=trust,
             root_passphrase=root_pass,
             pipeline_passphrase=pipe_pass,
             registry=registry,
             ledger=ledger,
         )
+        fingerprint = ws.root_fingerprint()
         if as_json:
             print_json(
                 {
@@ -92,11 +107,19 @@ def register(app: typer.Typer) -> None:
                     "registry": ws.config.registry,
                     "ledger": ws.config.ledger,
                     "roster": str(ws.roster_path),
+                    "root_fingerprint": fingerprint,
+                    "pinned_in": str(trust.trust_file),
                 }
             )
             return
-        console.print(f"workspace created in {ws.root}")
-        console.print(f"  registry {ws.config.registry}   ledger {ws.config.ledger}")
+        console.print(f"workspace created in {ws.root}", markup=False)
+        console.print(f"  registry {ws.config.registry}   ledger {ws.config.ledger}", markup=False)
+        console.print(f"  root key {fingerprint} pinned in {trust.trust_file}", markup=False)
+        if trust.env_fingerprint is not None and trust.env_fingerprint != fingerprint:
+            console.print(
+                f"[yellow]note[/]: ${ROOT_FINGERPRINT_ENV} is set to another fingerprint and "
+                "overrides this pin: unset it to use this workspace"
+            )
         console.print("add reviewers from inside the workspace, then re-sign the roster:")
         console.print(
             f"  cd {ws.root} && kfm roster add --id alice --role council --public-key PUB"

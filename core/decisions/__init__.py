@@ -7,6 +7,13 @@
 - :mod:`core.decisions.ledger` — the append-only, hash-chained ledger: SQLite by default,
   PostgreSQL for many users (:func:`open_ledger`, :meth:`Ledger.transact`).
 - :mod:`core.decisions.verify` — :func:`verify_ledger`: chain, signatures, roles at their time.
+- :mod:`core.decisions.checkpoints` — signed checkpoints of the ledger head in the registry
+  (:func:`checkpoint_head`, :func:`write_checkpoint`, :func:`newest_checkpoint`).
+- :mod:`core.decisions.trust` — what a client trusts, outside the workspace: root key pins and
+  the witness of what it verified (:class:`TrustStore`).
+- :mod:`core.decisions.anchors` — the checks after verification: newest checkpoint, witness,
+  roster serial, registry cross-check (:func:`read_anchors`, :func:`check_anchors`,
+  :func:`remember_verified`).
 - :mod:`core.decisions.state` — what replay produces (:class:`ChannelState`,
   :class:`VersionState`, :class:`VersionFacts`).
 - :mod:`core.decisions.rules` — every decision rule in one place: :data:`ALLOWED_ROLES`,

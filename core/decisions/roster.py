@@ -7,6 +7,13 @@ signed by the governance root key. The root public key is always supplied separa
 cannot vouch for its own root. Any edit to ``roster.json`` after signing (whitespace aside)
 invalidates it until it is re-signed.
 
+``serial`` (an integer from 1) grows with every change: :func:`add_reviewer` and
+:func:`revoke_reviewer` increment it, and :func:`sign_roster` refuses to sign changed content
+under a serial that is not higher than the one it replaces. Readers refuse a roster whose serial is
+lower than one already recorded (:func:`check_roster_serial`: the ledger, the newest checkpoint,
+this client's witness), so restoring an earlier signed roster, e.g. to bring a revoked key back,
+is detected although its signature is valid.
+
 Public API:
 
 - :class:`RosterEntry`, :class:`Roster` — frozen pydantic models; ``Roster.from_dict``/``to_dict``.
@@ -22,7 +29,8 @@ Public API:
 - :func:`sign_roster` ``(roster_path, root, *, signature_path=None) -> Path`` and
   :func:`sign_roster_data` ``(data, root) -> dict`` (the envelope).
 - :func:`add_reviewer` ``(roster_path, entry) -> Roster`` appends (creating the file if needed);
-  :func:`read_roster_unverified` is for editing only.
+  :func:`revoke_reviewer`; :func:`read_roster_unverified` is for editing only.
+- :func:`check_roster_serial` ``(roster, recorded)`` refuses a roster older than a recorded one.
 """
 
 from __future__ import annotations
@@ -113,6 +121,9 @@ class Roster(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     format_version: Literal[1] = ROSTER_FORMAT_VERSION
+    serial: int = Field(
+        1, ge=1, description="Grows with every change; an older roster is refused once seen"
+    )
     reviewers: tuple[RosterEntry, ...] = Field(min_length=1)
 
     @field_validator("reviewers")
@@ -164,6 +175,15 @@ class TrustedRoster:
     def entry(self, reviewer_id: str) -> RosterEntry | None:
         """The entry with this id, if any."""
         return self.roster.entry(reviewer_id)
+
+    @property
+    def serial(self) -> int:
+        """The roster's serial (signed with it)."""
+        return self.roster.serial
+
+    def entry_by_fingerprint(self, fingerprint: str) -> RosterEntry | None:
+        """The entry whose public key has this fingerprint (a DSSE ``keyid``), if any."""
+        return next((r for r in self.roster.reviewers if r.fingerprint == fingerprint), None)
 
     def dsse_key(self, entry: RosterEntry) -> SSlibKey:
         """``entry``'s public key as a securesystemslib key (keyid = fingerprint), cached."""
@@ -230,12 +250,70 @@ def sign_roster_data(data: Mapping[str, Any], root: KeySigner) -> dict[str, Any]
 
 
 def sign_roster(roster_path: Path, root: KeySigner, *, signature_path: Path | None = None) -> Path:
-    """Sign ``roster_path`` with the root key; writes and returns the signature file."""
+    """Sign ``roster_path`` with the root key; writes and returns the signature file.
+
+    When a signature is already there for other content, the roster's serial must be higher than
+    the one that signature covers: two different signed rosters never share a serial.
+    """
     data = _read_json(roster_path, RosterError)
-    envelope = sign_roster_data(data, root)
     target = signature_path or default_signature_path(roster_path)
+    _check_serial_grows(data, target, source=str(roster_path))
+    envelope = sign_roster_data(data, root)
     target.write_text(json.dumps(envelope, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return target
+
+
+def _check_serial_grows(data: Mapping[str, Any], signature_path: Path, *, source: str) -> None:
+    previous = _signed_payload(signature_path)
+    if previous is None or previous == canonical_json_bytes(dict(data)):
+        return
+    try:
+        old_serial = json.loads(previous).get("serial", 1)
+    except (ValueError, AttributeError):
+        return  # an unreadable old signature is replaced; it protected nothing
+    serial = data.get("serial", 1)
+    if isinstance(old_serial, int) and isinstance(serial, int) and serial <= old_serial:
+        raise RosterError(
+            "the roster changed but its serial did not grow",
+            file=source,
+            field="serial",
+            expected=f"a serial above {old_serial} (the roster signed in {signature_path.name})",
+            found=serial,
+            hint="`kfm roster add` and `kfm roster revoke` raise it; after editing by hand, "
+            "raise `serial` yourself, then sign",
+        )
+
+
+def _signed_payload(signature_path: Path) -> bytes | None:
+    """The payload an existing signature file covers, or ``None`` when there is none."""
+    try:
+        envelope = Envelope.from_dict(json.loads(signature_path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return envelope.payload
+
+
+def check_roster_serial(roster: TrustedRoster, recorded: Mapping[str, int]) -> None:
+    """Refuse ``roster`` when a higher serial was recorded; ``recorded`` maps where to which serial.
+
+    The sources are the ledger's pipeline records, the newest checkpoint and this client's
+    witness: a roster below any of them is an earlier roster put back (its signature is still
+    valid, which is why the serial is needed).
+    """
+    if not recorded:
+        return
+    where, highest = max(recorded.items(), key=lambda item: item[1])
+    if roster.serial < highest:
+        raise RosterError(
+            "the roster is older than one already recorded: an earlier signed roster was put "
+            "back (it may bring a revoked key back)",
+            file=roster.source,
+            field="serial",
+            expected=f"serial {highest} or higher (recorded by {where})",
+            found=roster.serial,
+            hint="restore the current roster.json and roster.json.sig, or have the root key "
+            "holder sign a roster with a higher serial",
+        )
 
 
 def verify_roster_data(
@@ -342,6 +420,7 @@ def write_roster(roster_path: Path, roster: Roster) -> None:
 def add_reviewer(roster_path: Path, entry: RosterEntry) -> Roster:
     """Append ``entry`` to the roster file (creating it); refuses an id already present."""
     existing: Sequence[RosterEntry] = ()
+    serial: int
     if roster_path.exists():
         current = read_roster_unverified(roster_path)
         if current.entry(entry.id) is not None:
@@ -353,7 +432,10 @@ def add_reviewer(roster_path: Path, entry: RosterEntry) -> Roster:
                 found=entry.id,
             )
         existing = current.reviewers
-    roster = Roster(reviewers=(*existing, entry))
+        serial = current.serial + 1
+    else:
+        serial = 1
+    roster = Roster(serial=serial, reviewers=(*existing, entry))
     write_roster(roster_path, roster)
     return roster
 
@@ -384,6 +466,7 @@ def revoke_reviewer(roster_path: Path, reviewer_id: str, at: datetime) -> Roster
     updated = entry.model_copy(update={"revoked": True, "revoked_at": at})
     roster = Roster(
         format_version=current.format_version,
+        serial=current.serial + 1,
         reviewers=tuple(updated if r.id == reviewer_id else r for r in current.reviewers),
     )
     write_roster(roster_path, roster)

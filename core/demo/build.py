@@ -1,12 +1,13 @@
 """The demo workspace: real state for the dashboard, built from scratch by ``kfm demo``.
 
-:func:`build_demo` ``(workspace, *, progress=None, fresh=False, candidate_source=None) ->
+:func:`build_demo` ``(workspace, *, trust, progress=None, fresh=False, candidate_source=None) ->
 DemoInfo`` runs these steps (:data:`DEMO_STEPS`), each through the owning module's public API:
 
 1. **reference candidate** — :func:`core.demo.reference.build_reference_candidate` into
    ``<workspace>/candidate`` (or a copy of ``candidate_source``, checked, to reuse a build);
 2. **workspace** — :func:`core.workspace.init_workspace`: policy, example regions, root and
-   pipeline keys, a roster holding the pipeline;
+   pipeline keys, a roster holding the pipeline; the root key is pinned in the given
+   :class:`core.decisions.trust.TrustStore` (for the final path once the build is moved there);
 3. **reviewer keys** — three FAIR+CARE Council reviewers (``amara``, ``bruno``, ``chidi``), one
    steward per example region the model's footprint touches (their ids are the regions'
    ``steward_id``, so their approvals are required; the reference's North American footprint
@@ -55,6 +56,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from core.decisions.trust import TrustStore
 from core.errors import KfmError
 from core.workspace import CONFIG_NAME, PIPELINE_ID, Workspace, init_workspace
 
@@ -246,6 +248,7 @@ def check_target(workspace: Path, *, fresh: bool) -> None:
 def build_demo(
     workspace: Path,
     *,
+    trust: TrustStore,
     progress: Progress | None = None,
     fresh: bool = False,
     candidate_source: Path | None = None,
@@ -265,14 +268,19 @@ def build_demo(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
     try:
-        info = _build(staging, progress or (lambda _message: None), candidate_source, monitoring)
+        say = progress or (lambda _message: None)
+        info = _build(staging, say, candidate_source, monitoring, trust)
         _move_into_place(staging, target)
+        trust.move_pin(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        trust.forget(staging)
     return replace(info, workspace=target)
 
 
-def _build(root: Path, say: Progress, candidate_source: Path | None, monitoring: bool) -> DemoInfo:
+def _build(
+    root: Path, say: Progress, candidate_source: Path | None, monitoring: bool, trust: TrustStore
+) -> DemoInfo:
     from core.candidate.load import check_candidate, load_candidate
     from core.signing.keys import generate_key_pair
     from core.sovereignty.care import touched_regions
@@ -300,6 +308,7 @@ def _build(root: Path, say: Progress, candidate_source: Path | None, monitoring:
     say(DEMO_STEPS[1])
     ws = init_workspace(
         root,
+        trust=trust,
         root_passphrase=demo_passphrase(ROOT_ID),
         pipeline_passphrase=demo_passphrase(PIPELINE_ID),
     )

@@ -7,7 +7,8 @@ pipeline-signed ``monitoring`` record whose evidence is the digests of those fil
 policy's drift or telemetry limits are breached and the version is in production — rolls back to
 the last good version with :func:`core.decisions.engine.rollback_to_last_good_version` (which writes
 ``rollback_report.json``, ``drift_summary.json`` and ``sovereignty_conflict.json``). A batch within
-bounds changes nothing but the run history.
+bounds changes nothing but the run history. After each of its appends it checkpoints the ledger
+head (:func:`core.decisions.checkpoints.checkpoint_head`): monitoring holds the pipeline key.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from core.candidate.load import validate_record
 from core.candidate.models import ModelMetadata
+from core.decisions.checkpoints import checkpoint_head
 from core.decisions.engine import (
     DecisionEngine,
     RollbackOutcome,
@@ -150,6 +152,7 @@ def monitor_version(
     entry = engine.record_monitoring(
         version, f"monitoring run {run_id} on {batch.name}: {verdict}", evidence
     )
+    _checkpoint(engine)
     if not run.needs_rollback:
         return MonitorOutcome(run, entry.seq, None, "within bounds: nothing changed")
     state = engine.state()
@@ -171,8 +174,14 @@ def monitor_version(
         drift_summary=drift_summary,
         evidence={e.name: e.sha256 for e in evidence},
     )
+    _checkpoint(engine)
     target = outcome.target_version or "no earlier good version (production is now empty)"
     return MonitorOutcome(run, entry.seq, outcome, f"rolled back {version} to {target}")
+
+
+def _checkpoint(engine: DecisionEngine) -> None:
+    """Sign the ledger head just appended to (the pipeline key is the engine's)."""
+    checkpoint_head(engine.ledger, engine.registry, engine._require_pipeline(), engine.roster)
 
 
 def run_history(engine: DecisionEngine, version: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ Keys inside the store (a local directory, or ``s3://bucket/prefix`` for scale)::
     climate/index/<version>.json                 the commit marker = the registry manifest entry
     climate/rollbacks/<id>/<file>                rollback reports
     climate/monitoring/<version>/<run id>/<file> monitoring runs (``run.json`` last)
+    climate/checkpoints/<seq:012d>.json          signed ledger checkpoints (create-once)
 
 The files of a version, by the stage that makes them (:func:`core.pipeline.stage_version`
 lays them out in a folder; :meth:`core.registry.versions.Registry.push` stores that folder)::
@@ -33,6 +34,7 @@ MODELS = f"{PREFIX}/models"
 INDEX = f"{PREFIX}/index"
 ROLLBACKS = f"{PREFIX}/rollbacks"
 MONITORING = f"{PREFIX}/monitoring"
+CHECKPOINTS = f"{PREFIX}/checkpoints"
 REGISTRY_MANIFEST = f"{PREFIX}/registry.json"
 
 MODEL_FILE = "model.onnx"
@@ -79,6 +81,14 @@ def index_key(version: str) -> str:
     return f"{INDEX}/{version}.json"
 
 
+def checkpoint_key(seq: int) -> str:
+    """``climate/checkpoints/<seq:012d>.json``: a signed checkpoint of the ledger at ``seq``.
+
+    Zero-padded so that name order is ledger order.
+    """
+    return f"{CHECKPOINTS}/{seq:012d}.json"
+
+
 def layout_summary() -> dict[str, str]:
     """The layout as recorded in ``climate/registry.json``."""
     files = (*REQUIRED_FILES, *OPTIONAL_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS))
@@ -86,4 +96,5 @@ def layout_summary() -> dict[str, str]:
         "models": f"{MODELS}/<version>/" + "{" + ", ".join(files) + "}",
         "index": f"{INDEX}/<version>.json (commit marker, written last)",
         "rollbacks": f"{ROLLBACKS}/<id>/",
+        "checkpoints": f"{CHECKPOINTS}/<seq>.json (signed ledger checkpoints)",
     }

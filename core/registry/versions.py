@@ -10,7 +10,7 @@ removes. A second push of a committed version is refused; listing is one directo
 ``climate/index/``, so it stays cheap at 10,000 versions.
 
 Public API: :class:`Registry` (``push``, ``list``, ``show``, ``verify``, ``fsck``,
-``read_file``, ``write_rollback``), :class:`VersionRecord`, :class:`VerifyReport`,
+``read_file``, ``write_rollback``, ``write_checkpoint``/``read_checkpoint``/``checkpoint_seqs``), :class:`VersionRecord`, :class:`VerifyReport`,
 :class:`FsckReport`, :func:`collect_layout`.
 """
 
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.errors import RegistryError
 from core.jsonio import canonical_json_bytes
 from core.registry.layout import (
+    CHECKPOINTS,
     INDEX,
     MODELS,
     MONITORING,
@@ -41,6 +42,7 @@ from core.registry.layout import (
     REGISTRY_MANIFEST,
     REQUIRED_FILES,
     ROLLBACKS,
+    checkpoint_key,
     index_key,
     layout_summary,
     version_key,
@@ -53,6 +55,7 @@ from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSub
 # and then fail to order.
 VERSION_PATTERN = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+(?:[.-][0-9A-Za-z.-]+)?")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CHECKPOINT_NAME = re.compile(r"[0-9]{12}\.json")
 
 
 class VersionRecord(BaseModel):
@@ -391,6 +394,23 @@ class Registry:
         if not self.store.exists(key):
             raise RegistryError("no such monitoring file", file=key, field="name", found=name)
         return self.store.read(key)
+
+    def write_checkpoint(self, seq: int, data: bytes) -> str:
+        """Create ``climate/checkpoints/<seq>.json`` (never overwritten: ``ObjectExists``)."""
+        key = checkpoint_key(seq)
+        self.store.create(key, data)
+        return key
+
+    def read_checkpoint(self, seq: int) -> bytes:
+        """The stored checkpoint at ``seq``."""
+        return self.store.read(checkpoint_key(seq))
+
+    def checkpoint_seqs(self) -> builtins.list[int]:
+        """Ledger positions that have a checkpoint, ascending (one listing; other names ignored)."""
+        lister = getattr(self.store, "list_names", None)
+        names = lister(CHECKPOINTS) if lister else self.store.list(CHECKPOINTS)
+        found = (n.rsplit("/", 1)[-1] for n in names)
+        return sorted(int(n[:12]) for n in found if _CHECKPOINT_NAME.fullmatch(n))
 
     def _ensure_registry_manifest(self) -> None:
         if self.store.exists(REGISTRY_MANIFEST):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import streamlit as st
 
 from core.decisions.reviewer import submit_decision
+from core.decisions.trust import TrustStore
 from core.demo.build import DemoInfo, build_demo, demo_passphrase, load_demo
 from core.signing.keys import load_signer
 from core.workspace import Workspace
@@ -18,17 +20,28 @@ Approve = Callable[[DemoInfo, str, str], list[str]]
 
 
 @pytest.fixture(scope="session")
-def demo(reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DemoInfo:
+def built_demo(
+    reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory, session_kfm_home: Path
+) -> DemoInfo:
     """The demo workspace (1.0.0 under review, amara approved), built once; never written to."""
     target = tmp_path_factory.mktemp("app-demo") / "demo"
-    return build_demo(target, candidate_source=reference_candidate_dir)
+    trust = TrustStore(session_kfm_home)
+    return build_demo(target, trust=trust, candidate_source=reference_candidate_dir)
 
 
 @pytest.fixture
-def demo_copy(demo: DemoInfo, tmp_path: Path) -> DemoInfo:
-    """A private, writable copy of the demo workspace (kfm.toml paths are relative)."""
+def demo(built_demo: DemoInfo, pin_workspace: Callable[[Path], None]) -> DemoInfo:
+    """The shared demo, its root key pinned for this test's client."""
+    pin_workspace(built_demo.workspace)
+    return built_demo
+
+
+@pytest.fixture
+def demo_copy(demo: DemoInfo, tmp_path: Path, pin_workspace: Callable[[Path], None]) -> DemoInfo:
+    """A private, writable copy of the demo workspace (kfm.toml paths are relative), pinned."""
     target = tmp_path / "demo"
     shutil.copytree(demo.workspace, target)
+    pin_workspace(target)
     return load_demo(target)
 
 
@@ -68,7 +81,7 @@ def approve_with_core(info: DemoInfo, actor: str, role: str) -> list[str]:
     Returns the kinds of the ledger entries it appended (``["approve", "promote"]`` when it was
     the last approval needed).
     """
-    ws = Workspace.open(info.workspace)
+    ws = Workspace.open(info.workspace, trust=TrustStore.from_environment(os.environ, None))
     signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
     with ws.decision_engine(demo_passphrase("pipeline")) as engine:
         appended = submit_decision(

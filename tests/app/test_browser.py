@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
+from core.decisions.trust import TrustStore
 from core.demo.build import DemoInfo, demo_passphrase
 from core.workspace import Workspace
 
@@ -180,7 +181,8 @@ def test_pages_render_and_an_approval_promotes_offline(
         finally:
             browser.close()
 
-    with Workspace.open(demo_copy.workspace).decision_engine(None) as engine:
+    trust = TrustStore.from_environment(os.environ, None)
+    with Workspace.open(demo_copy.workspace, trust=trust).decision_engine(None) as engine:
         assert engine.state().production == version
     outside = [
         url

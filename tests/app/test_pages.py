@@ -266,7 +266,7 @@ def test_the_dashboard_offers_what_the_engine_accepts(
     """Every reviewer is offered the engine's own actions; an approver is still offered a veto."""
     assert approve(on_copy, "bruno", "council") == ["approve"]
     version = on_copy.version
-    with Workspace.open(on_copy.workspace).decision_engine(None) as engine:
+    with services.workspace().decision_engine(None) as engine:
         expected = {r.id: engine.allowed_actions(r.id, version) for r in services.reviewers()}
     assert {r.id: services.allowed_actions(r.id, version) for r in services.reviewers()} == expected
     assert expected["bruno"] == [("veto", "council")]

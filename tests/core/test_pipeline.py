@@ -10,6 +10,7 @@ import pytest
 
 from core.candidate.load import load_candidate
 from core.decisions.engine import DecisionEngine
+from core.decisions.trust import TrustStore
 from core.describe import OUTPUT_FILES, lineage_with_decisions
 from core.pipeline import (
     DESCRIBE,
@@ -27,9 +28,11 @@ from core.workspace import Workspace, init_workspace
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
+def workspace(tmp_path: Path, trust_store: TrustStore) -> Workspace:
     """A fresh workspace with the project's policy and regions."""
-    return init_workspace(tmp_path / "ws", root_passphrase="r", pipeline_passphrase="p")
+    return init_workspace(
+        tmp_path / "ws", trust=trust_store, root_passphrase="r", pipeline_passphrase="p"
+    )
 
 
 def strict_policy(ws: Workspace) -> Policy:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.decisions.engine import DecisionEngine
+from core.decisions.trust import TrustStore
 from core.errors import WorkspaceError
 from core.signing.keys import generate_key_pair
 from core.testing import write_version_dir
@@ -32,9 +33,11 @@ def test_resolution_order(tmp_path: Path) -> None:
     assert resolve_workspace_path(None, None, tmp_path) == tmp_path / ".kfm"
 
 
-def test_init_creates_everything_and_refuses_twice(tmp_path: Path) -> None:
+def test_init_creates_everything_and_refuses_twice(tmp_path: Path, trust_store: TrustStore) -> None:
     """init writes kfm.toml, policy, regions, keys and a signed roster; a second init is refused."""
-    ws = init_workspace(tmp_path / "ws", root_passphrase="r", pipeline_passphrase="p")
+    ws = init_workspace(
+        tmp_path / "ws", trust=trust_store, root_passphrase="r", pipeline_passphrase="p"
+    )
     for name in (
         "kfm.toml",
         "governance/policy.toml",
@@ -48,7 +51,9 @@ def test_init_creates_everything_and_refuses_twice(tmp_path: Path) -> None:
     assert ws.roster().entry("pipeline") is not None
     assert ws.policy().decisions.council_quorum == 2
     with pytest.raises(WorkspaceError, match="already exists"):
-        init_workspace(tmp_path / "ws", root_passphrase="r", pipeline_passphrase="p")
+        init_workspace(
+            tmp_path / "ws", trust=trust_store, root_passphrase="r", pipeline_passphrase="p"
+        )
 
 
 def test_missing_or_bad_workspace_is_clear(tmp_path: Path) -> None:
@@ -62,7 +67,7 @@ def test_missing_or_bad_workspace_is_clear(tmp_path: Path) -> None:
 
 
 def test_cli_flow_approve_promote_status_verify(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kfm_home: Path
 ) -> None:
     """init → roster add/sign → push → approve ×3 via CLI promotes; status and verify agree."""
     monkeypatch.setenv("ROOT_PASS", "root-secret")
@@ -118,7 +123,7 @@ def test_cli_flow_approve_promote_status_verify(
     )
     assert result.exit_code == 0, result.output
 
-    ws = Workspace.open(root)
+    ws = Workspace.open(root, trust=TrustStore(kfm_home))
     with DecisionEngine(
         ledger=ws.ledger(),
         registry=ws.registry(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -405,13 +406,19 @@ def test_inference_check_tolerance_and_repeat() -> None:
 
 
 @pytest.fixture(scope="module")
-def deployed(reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def deployed(
+    reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory, session_kfm_home: Path
+) -> Any:
     """The reference deployed once into a fresh workspace: (workspace, version)."""
+    from core.decisions.trust import TrustStore
     from core.pipeline import deploy_candidate
     from core.workspace import init_workspace
 
     ws = init_workspace(
-        tmp_path_factory.mktemp("ci-version") / "ws", root_passphrase="r", pipeline_passphrase="p"
+        tmp_path_factory.mktemp("ci-version") / "ws",
+        trust=TrustStore(session_kfm_home),
+        root_passphrase="r",
+        pipeline_passphrase="p",
     )
     outcome = deploy_candidate(
         reference_candidate_dir,
@@ -424,13 +431,16 @@ def deployed(reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFac
     return ws, outcome.version
 
 
-def test_ci_version_passes_every_check_on_a_deployed_version(deployed: Any) -> None:
+def test_ci_version_passes_every_check_on_a_deployed_version(
+    deployed: Any, pin_workspace: Callable[[Path], None]
+) -> None:
     """`kfm ci --version` re-hashes, refetches and rebuilds a deployed version byte for byte."""
     from typer.testing import CliRunner
 
     from core.cli import app
 
     ws, version = deployed
+    pin_workspace(ws.root)
     junit = ws.root / "ci.xml"
     args = ["ci", "--version", version, "--workspace", str(ws.root), "--json"]
     run = CliRunner().invoke(app, [*args, "--junit", str(junit)])

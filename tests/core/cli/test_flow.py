@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.decisions.roster import RosterEntry, add_reviewer, sign_roster
+from core.decisions.trust import TrustStore
 from core.demo.reference import build_reference_candidate
 from core.signing.keys import generate_key_pair, load_public_key, load_signer, public_key_pem
 from core.workspace import Workspace, init_workspace
@@ -44,7 +45,10 @@ def second_candidate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def workspace(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trust_store: TrustStore,
 ) -> Iterator[Path]:
     """A workspace with three council members and the steward of the one region in play."""
     ledger = "ledger.sqlite"
@@ -54,7 +58,11 @@ def workspace(
         ledger = PG_URL
     root = tmp_path / "ws"
     ws = init_workspace(
-        root, root_passphrase="root-pw", pipeline_passphrase="pipe-pw", ledger=ledger
+        root,
+        trust=trust_store,
+        root_passphrase="root-pw",
+        pipeline_passphrase="pipe-pw",
+        ledger=ledger,
     )
     schema = f"kfm_flow_{uuid.uuid4().hex[:10]}"
     if request.param == "postgres":

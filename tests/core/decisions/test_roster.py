@@ -17,6 +17,7 @@ from core.decisions.roster import (
     Roster,
     RosterEntry,
     add_reviewer,
+    check_roster_serial,
     load_roster,
     read_roster_unverified,
     revoke_reviewer,
@@ -318,3 +319,58 @@ def test_every_wrong_passphrase_is_named_as_such(tmp_path: Path) -> None:
     for attempt in range(600):
         with pytest.raises(KeyError_, match="wrong passphrase"):
             load_signer(paths.private_key, f"wrong-{attempt}")
+
+
+def test_serial_grows_with_every_change(
+    roster_setup: tuple[Path, KeySigner, KeySigner], tmp_path: Path
+) -> None:
+    """A new roster has serial 1; add and revoke raise it; the signature covers it."""
+    path, root, _ = roster_setup
+    first = load_roster(path, root.public_key)
+    assert first.serial == read_roster_unverified(path).serial
+    assert add_reviewer(path, _entry(_key(tmp_path, "bob"), "steward")).serial == first.serial + 1
+    assert revoke_reviewer(path, "bob", T0).serial == first.serial + 2
+    sign_roster(path, root)
+    assert load_roster(path, root.public_key).serial == first.serial + 2
+    fresh = tmp_path / "fresh.json"
+    assert add_reviewer(fresh, _entry(_key(tmp_path, "carol"), "council")).serial == 1
+
+
+def test_sign_refuses_a_change_without_a_higher_serial(
+    roster_setup: tuple[Path, KeySigner, KeySigner],
+) -> None:
+    """Changed content under the signed serial is not signed: two rosters never share one."""
+    path, root, _ = roster_setup
+    data = json.loads(path.read_text())
+    signed_serial = data.get("serial", 1)
+    data["reviewers"][0]["name"] = "Someone else"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RosterError, match="serial did not grow") as caught:
+        sign_roster(path, root)
+    assert caught.value.field == "serial"
+    data["serial"] = signed_serial + 1
+    path.write_text(json.dumps(data))
+    sign_roster(path, root)
+    sign_roster(path, root)  # the same content again is fine
+    assert load_roster(path, root.public_key).serial == signed_serial + 1
+
+
+def test_an_older_signed_roster_is_refused_once_a_newer_is_recorded(
+    roster_setup: tuple[Path, KeySigner, KeySigner], tmp_path: Path
+) -> None:
+    """Restoring the previous roster and signature (alice unrevoked) fails the serial check."""
+    path, root, _ = roster_setup
+    signature = path.with_name(path.name + ".sig")
+    old_roster, old_signature = path.read_bytes(), signature.read_bytes()
+    revoke_reviewer(path, "alice", T0)
+    sign_roster(path, root)
+    current = load_roster(path, root.public_key)
+    check_roster_serial(current, {"the ledger": current.serial})
+    path.write_bytes(old_roster)
+    signature.write_bytes(old_signature)
+    restored = load_roster(path, root.public_key)  # its signature is still valid
+    assert restored.authorize("alice", "council", T0 + timedelta(days=1)).id == "alice"
+    with pytest.raises(RosterError, match="older than one already recorded") as caught:
+        check_roster_serial(restored, {"the ledger": 1, "the witness": current.serial})
+    assert caught.value.expected == f"serial {current.serial} or higher (recorded by the witness)"
+    assert caught.value.found == restored.serial

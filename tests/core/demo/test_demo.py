@@ -7,6 +7,7 @@ import json
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from core.cli import app, main
 from core.decisions.reviewer import submit_decision
+from core.decisions.trust import TrustStore
 from core.demo.build import (
     DEMO_STEPS,
     PASSPHRASES_FILE,
@@ -58,7 +60,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(
+def built_demo(
     reference_candidate_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, str]:
     """The demo built once by the CLI with --no-serve (reusing the session's reference build)."""
@@ -72,7 +74,18 @@ def demo_dir(
     return target, result.output
 
 
-def test_demo_leaves_a_version_under_review(demo_dir: tuple[Path, str]) -> None:
+@pytest.fixture
+def demo_dir(
+    built_demo: tuple[Path, str], pin_workspace: Callable[[Path], None]
+) -> tuple[Path, str]:
+    """The demo built once, its root key pinned for this test's client."""
+    pin_workspace(built_demo[0])
+    return built_demo
+
+
+def test_demo_leaves_a_version_under_review(
+    demo_dir: tuple[Path, str], trust_store: TrustStore
+) -> None:
     """The ledger verifies; status shows one approval and names every rule still to meet."""
     root, output = demo_dir
     report = kfm_json("ledger", "verify", "--workspace", str(root))
@@ -83,7 +96,7 @@ def test_demo_leaves_a_version_under_review(demo_dir: tuple[Path, str]) -> None:
     assert status["staging"] == version and status["production"] is None
     assert state["state"] == "under_review"
     assert [(a["actor"], a["role"]) for a in state["approvals"]] == [("amara", "council")]
-    roster = Workspace.open(root).roster().roster
+    roster = Workspace.open(root, trust=trust_store).roster().roster
     stewards = sorted(r.id for r in roster.reviewers if "steward" in r.roles)
     assert stewards and all(s.startswith("steward-") for s in stewards)
     assert state["missing"] == [
@@ -128,11 +141,17 @@ def test_every_key_is_protected_and_the_passphrases_are_written(
             load_signer(root / person["key"], "not-" + passphrase)
 
 
-def test_the_demo_can_reach_promotion(demo_dir: tuple[Path, str], tmp_path: Path) -> None:
+def test_the_demo_can_reach_promotion(
+    demo_dir: tuple[Path, str],
+    tmp_path: Path,
+    trust_store: TrustStore,
+    pin_workspace: Callable[[Path], None],
+) -> None:
     """The submitter may not approve; the other council member and every steward promote it."""
     root = tmp_path / "copy"
     shutil.copytree(demo_dir[0], root)
-    ws = Workspace.open(root)
+    pin_workspace(root)
+    ws = Workspace.open(root, trust=trust_store)
     with ws.decision_engine(demo_passphrase("pipeline")) as engine:
         version = engine.state().staging
         assert version is not None
@@ -166,7 +185,10 @@ def test_rerun_without_fresh_changes_nothing(
 
 
 def test_fresh_rebuilds_only_a_demo(
-    demo_dir: tuple[Path, str], reference_candidate_dir: Path, tmp_path: Path
+    demo_dir: tuple[Path, str],
+    reference_candidate_dir: Path,
+    tmp_path: Path,
+    trust_store: TrustStore,
 ) -> None:
     """--fresh replaces a demo with new keys and the same state; other folders are refused."""
     root = tmp_path / "demo"
@@ -175,6 +197,7 @@ def test_fresh_rebuilds_only_a_demo(
     steps: list[str] = []
     info = build_demo(
         root,
+        trust=trust_store,
         fresh=True,
         candidate_source=reference_candidate_dir,
         progress=steps.append,
@@ -185,32 +208,40 @@ def test_fresh_rebuilds_only_a_demo(
     assert info.state == "under_review" and info.approved_by == ("amara",)
     assert info.ledger_entries == 3 and info.workspace == root
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging leftovers
+    pins = trust_store.pins()  # the new root is pinned where the demo is; no staging pin left
+    assert pins[str(root.resolve())] == Workspace.open(root).root_fingerprint()
+    assert not any(".building-" in where for where in pins)
 
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     with pytest.raises(DemoError, match="not a demo workspace") as caught:
-        build_demo(other, fresh=True, candidate_source=reference_candidate_dir)
+        build_demo(other, trust=trust_store, fresh=True, candidate_source=reference_candidate_dir)
     assert caught.value.found == "other files"
-    plain = init_workspace(tmp_path / "plain", root_passphrase="r", pipeline_passphrase="p")
+    plain = init_workspace(
+        tmp_path / "plain", trust=trust_store, root_passphrase="r", pipeline_passphrase="p"
+    )
     with pytest.raises(DemoError, match="not a demo workspace") as caught:
-        build_demo(plain.root, fresh=True, candidate_source=reference_candidate_dir)
+        build_demo(
+            plain.root, trust=trust_store, fresh=True, candidate_source=reference_candidate_dir
+        )
     assert caught.value.found == "a kfm workspace"
     assert (other / "keep.txt").read_text() == "mine"
 
 
-def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
-    """A candidate that fails its check stops the build and leaves no workspace behind."""
+def test_failed_build_leaves_nothing(tmp_path: Path, trust_store: TrustStore) -> None:
+    """A candidate that fails its check stops the build and leaves no workspace (and no pin)."""
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model_metadata.json").write_text("{}")
     with pytest.raises(DemoError, match="failed its check") as caught:
-        build_demo(tmp_path / "demo", candidate_source=broken)
+        build_demo(tmp_path / "demo", trust=trust_store, candidate_source=broken)
     assert caught.value.field
     with pytest.raises(DemoError, match="not a folder") as caught:
-        build_demo(tmp_path / "demo", candidate_source=tmp_path / "nowhere")
+        build_demo(tmp_path / "demo", trust=trust_store, candidate_source=tmp_path / "nowhere")
     assert (caught.value.field, caught.value.found) == ("--candidate", "missing")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
+    assert trust_store.pins() == {}
 
 
 def test_dashboard_command_and_environment(demo_dir: tuple[Path, str]) -> None:
@@ -235,12 +266,16 @@ def test_dashboard_command_and_environment(demo_dir: tuple[Path, str]) -> None:
 
 
 def test_monitor_cli_on_the_demo(
-    demo_dir: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_dir: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pin_workspace: Callable[[Path], None],
 ) -> None:
     """`kfm monitor VERSION --batch FILE --json` records a run; a missing batch is a clear error."""
     monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", "demo-only-pipeline")
     root = tmp_path / "demo"
     shutil.copytree(demo_dir[0], root)
+    pin_workspace(root)
     batch = root / "batches" / "batch-held-out.nc"
     outcome = kfm_json("monitor", "1.0.0", "--batch", str(batch), "--workspace", str(root))
     assert outcome["needs_rollback"] is False and outcome["note"].startswith("within bounds")

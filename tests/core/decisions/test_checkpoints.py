@@ -1,0 +1,432 @@
+"""Signed checkpoints anchor the ledger: truncation, deletion and reordering are refused.
+
+The attacks are what someone with write access to the database (and the registry) but no key
+can do: delete rows, or rewrite them with recomputed chain hashes. Each runs on SQLite and on
+PostgreSQL, against the core checks and through `kfm ledger verify` and `kfm status`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from typer.testing import CliRunner
+
+from core.cli import app
+from core.decisions.anchors import (
+    check_anchors,
+    read_anchors,
+    remember_verified,
+    unregistered_versions,
+)
+from core.decisions.checkpoints import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    Checkpoint,
+    checkpoint_head,
+    newest_checkpoint,
+    sign_checkpoint,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from core.decisions.engine import DecisionEngine
+from core.decisions.ledger import (
+    COLUMNS,
+    GENESIS,
+    Ledger,
+    LedgerEntry,
+    PostgresLedger,
+    SQLiteLedger,
+    make_entry,
+)
+from core.decisions.roster import (
+    sign_roster_data,
+    verify_roster_data,
+)
+from core.decisions.trust import TrustStore
+from core.decisions.verify import verify_ledger
+from core.errors import AuthorizationError, LedgerError, RosterError, TrustError
+from core.policy import DecisionPolicy
+from core.registry.layout import checkpoint_key
+from core.registry.versions import Registry
+from core.signing.digests import ModelSubject
+from core.testing import (
+    FixedClock,
+    Governance,
+    MemoryLedger,
+    MemoryStore,
+    default_reviewers,
+    make_governance,
+    signed_decision,
+    write_version_dir,
+)
+
+if TYPE_CHECKING:  # the fixture's type; conftest modules are not imported by name
+    from tests.core.decisions.conftest import Governed
+
+PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
+runner = CliRunner()
+
+
+# --------------------------------------------------------------------------- the attacker's tools
+def execute(ledger: Ledger, sql: str, *params: object) -> None:
+    """Raw SQL on the ledger's table, as anyone with write access to the database can run."""
+    assert isinstance(ledger, SQLiteLedger | PostgresLedger)
+    table = "ledger" if isinstance(ledger, SQLiteLedger) else "{table}"
+    text = sql.replace("TABLE", table)
+    if isinstance(ledger, PostgresLedger):
+        text = text.replace("?", "%s")
+    ledger.execute_unchecked(text, params)
+
+
+def delete_from(ledger: Ledger, seq: int) -> None:
+    """Delete every row from ``seq`` on (the tail): the chain before it stays valid."""
+    execute(ledger, "DELETE FROM TABLE WHERE seq >= ?", seq)
+
+
+def rewrite(ledger: Ledger, rows: Sequence[LedgerEntry]) -> None:
+    """Replace the ledger by ``rows``' signed records, re-chained with recomputed hashes."""
+    rebuilt, prev = [], GENESIS
+    for seq, row in enumerate(rows, start=1):
+        entry = make_entry(seq, prev, row.recorded, row.envelope_dict())
+        rebuilt.append(entry)
+        prev = entry.entry_hash
+    execute(ledger, "DELETE FROM TABLE")
+    marks = ", ".join("?" for _ in COLUMNS)
+    for entry in rebuilt:
+        values = [getattr(entry, c) for c in COLUMNS]
+        execute(ledger, f"INSERT INTO TABLE ({', '.join(COLUMNS)}) VALUES ({marks})", *values)
+
+
+def delete_checkpoints(registry: Registry, *, after: int = 0) -> None:
+    """Delete the checkpoint files past ``after`` (the registry is writable too)."""
+    for seq in registry.checkpoint_seqs():
+        if seq > after:
+            registry.store.delete(checkpoint_key(seq))
+
+
+# --------------------------------------------------------------------------- a governed world
+@dataclass
+class World:
+    gov: Governance
+    registry: Registry
+    ledger: Ledger
+    engine: DecisionEngine
+    clock: FixedClock
+    tmp: Path
+    trust: TrustStore
+
+    def deploy(self, version: str) -> None:
+        """Push and register ``version`` (steward sam concerned), then checkpoint as deploy does."""
+        source = write_version_dir(self.tmp / version, seed=version)
+        record = self.registry.push(
+            version, source, name="downscaler", submitter="dev", concerned_stewards=["sam"]
+        )
+        self.engine.register(record, gates_json=(source / "gates.json").read_bytes())
+        self.checkpoint()
+
+    def submit(self, actor: str, kind: str, version: str) -> list[LedgerEntry]:
+        self.clock.advance(seconds=1)
+        roles = self.gov.roster.entry(actor).roles  # type: ignore[union-attr]
+        envelope = signed_decision(
+            self.gov[actor],
+            kind=kind,
+            role=roles[0],
+            version=version,
+            subject=self.registry.show(version).subject,
+            time=self.clock(),
+        )
+        return self.engine.submit(envelope)
+
+    def promote(self, version: str) -> None:
+        for actor in ("alice", "bob", "sam"):
+            self.submit(actor, "approve", version)
+
+    def checkpoint(self) -> None:
+        """What a pipeline-key holder does after its appends (deploy, monitoring)."""
+        checkpoint_head(self.ledger, self.registry, self.gov["pipeline"], self.gov.roster)
+
+    def check(self) -> None:
+        """What `kfm status` and `kfm ledger verify` do: anchors first, then the entries."""
+        anchors = read_anchors(registry=self.registry, roster=self.gov.roster, trust=self.trust)
+        entries = self.ledger.entries()
+        assert verify_ledger(entries, self.gov.roster).ok
+        report = check_anchors(entries, anchors, roster=self.gov.roster)
+        remember_verified(self.trust, report)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, trust_store: TrustStore
+) -> Iterator[World]:
+    """A roster, a registry, a SQL ledger and the engine over them (on each SQL backend)."""
+    clock = FixedClock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    if request.param == "sqlite":
+        ledger: Ledger = SQLiteLedger(tmp_path / "ledger.sqlite", clock=clock)
+    else:
+        if not PG_URL:
+            pytest.skip("KFM_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+        ledger = PostgresLedger(PG_URL, schema=f"kfm_cp_{uuid.uuid4().hex[:10]}", clock=clock)
+    gov = make_governance(default_reviewers())
+    registry = Registry(MemoryStore(), clock=clock)
+    engine = DecisionEngine(
+        ledger=ledger,
+        registry=registry,
+        roster=gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=gov["pipeline"],
+        clock=clock,
+    )
+    yield World(gov, registry, ledger, engine, clock, tmp_path, trust_store)
+    if isinstance(ledger, PostgresLedger):
+        ledger.drop()
+    ledger.close()
+
+
+def vetoed(world: World) -> int:
+    """1.0.0 then 1.1.0 promoted; 1.1.0 vetoed by carol (production back to 1.0.0).
+
+    Returns the seq of the veto (what follows it is the rollback it causes).
+    """
+    world.deploy("1.0.0")
+    world.promote("1.0.0")
+    world.deploy("1.1.0")
+    world.promote("1.1.0")
+    (veto, *_) = world.submit("carol", "veto", "1.1.0")
+    assert world.engine.state().production == "1.0.0"
+    return veto.seq
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_create_once(world: World) -> None:
+    """A checkpoint is stored once at its seq, read back verified, and never written twice."""
+    world.deploy("1.0.0")
+    head = world.ledger.entries()[-1]
+    newest = newest_checkpoint(world.registry, world.gov.roster)
+    assert newest is not None and newest.signer == "pipeline"
+    assert (newest.seq, newest.checkpoint.entry_hash) == (head.seq, head.entry_hash)
+    assert newest.checkpoint.roster_serial == world.gov.roster.serial
+    stored = json.loads(world.registry.store.read(checkpoint_key(head.seq)))
+    assert stored["payloadType"] == CHECKPOINT_PAYLOAD_TYPE
+    assert world.registry.checkpoint_seqs() == [head.seq]
+    world.checkpoint()  # same head: kept, not rewritten
+    assert world.registry.checkpoint_seqs() == [head.seq]
+    assert json.loads(world.registry.store.read(checkpoint_key(head.seq))) == stored
+
+
+def test_checkpoint_signed_by_a_reviewer_or_edited_is_refused(world: World) -> None:
+    """Only a pipeline key of the roster signs checkpoints; an edited payload does not verify."""
+    world.deploy("1.0.0")
+    head = world.ledger.entries()[-1]
+    checkpoint = Checkpoint(
+        seq=head.seq, entry_hash=head.entry_hash, time=world.clock(), roster_serial=1
+    )
+    by_alice = sign_checkpoint(checkpoint, world.gov["alice"])
+    with pytest.raises(TrustError, match="not signed by a pipeline key"):
+        verify_checkpoint(by_alice, world.gov.roster, source="test")
+    with pytest.raises(AuthorizationError, match="not a pipeline key"):
+        checkpoint_head(world.ledger, world.registry, world.gov["alice"], world.gov.roster)
+    envelope = sign_checkpoint(checkpoint, world.gov["pipeline"])
+    edited = dict(envelope, payload=envelope["payload"][:-4] + "AAAA")
+    with pytest.raises(TrustError):
+        verify_checkpoint(edited, world.gov.roster, source="test")
+    key = checkpoint_key(head.seq)
+    world.registry.store.delete(key)
+    world.registry.store.create(checkpoint_key(head.seq + 5), json.dumps(envelope).encode())
+    with pytest.raises(TrustError, match="file name and signed position differ"):
+        newest_checkpoint(world.registry, world.gov.roster)
+
+
+def test_empty_ledger_has_nothing_to_checkpoint(world: World) -> None:
+    """Checkpointing an empty ledger is refused, naming what was expected."""
+    with pytest.raises(LedgerError, match="nothing to checkpoint"):
+        world.checkpoint()
+
+
+def test_erasing_a_veto_and_its_rollback_is_refused_by_the_checkpoint(world: World) -> None:
+    """Deleting the veto and what followed it puts 1.1.0 back, but the checkpoint refuses it."""
+    veto = vetoed(world)
+    world.checkpoint()
+    head = world.ledger.entries()[-1].seq
+    delete_from(world.ledger, veto)
+    entries = world.ledger.entries()
+    assert verify_ledger(entries, world.gov.roster).ok  # the chain alone cannot tell
+    assert world.engine.state().production == "1.1.0"  # what the attack achieves
+    with pytest.raises(LedgerError, match=f"truncated after checkpoint #{head}:"):
+        world.check()
+    with pytest.raises(LedgerError, match="truncated after checkpoint"):
+        world.checkpoint()  # the pipeline never signs over a ledger cut back
+
+
+def test_erasing_a_veto_with_recomputed_hashes_is_refused(world: World) -> None:
+    """The veto and rollback removed from the middle, later rows re-chained: still refused."""
+    veto = vetoed(world)
+    world.deploy("1.2.0")  # later rows, and a checkpoint over them
+    rows = world.ledger.entries()
+    kept = [r for r in rows if not (r.version == "1.1.0" and r.seq >= veto)]
+    assert len(kept) < len(rows)
+    rewrite(world.ledger, kept)
+    assert verify_ledger(world.ledger.entries(), world.gov.roster).ok
+    with pytest.raises(LedgerError, match="checkpoint #"):
+        world.check()
+
+
+def test_reordering_rows_with_recomputed_hashes_is_refused(world: World) -> None:
+    """Two approvals swapped and the chain rebuilt verify alone; the checkpoint says forked."""
+    world.deploy("1.0.0")
+    world.submit("alice", "approve", "1.0.0")
+    world.submit("bob", "approve", "1.0.0")
+    world.checkpoint()
+    rows = world.ledger.entries()
+    swapped = [*rows[:-2], rows[-1], rows[-2]]
+    rewrite(world.ledger, swapped)
+    assert verify_ledger(world.ledger.entries(), world.gov.roster).ok
+    with pytest.raises(LedgerError, match=f"forked at checkpoint #{rows[-1].seq}"):
+        world.check()
+
+
+def test_truncating_to_zero_rows_is_refused(world: World) -> None:
+    """An emptied ledger is refused by the checkpoint; without checkpoints, versions are named."""
+    world.deploy("1.0.0")
+    world.deploy("1.1.0")
+    delete_from(world.ledger, 1)
+    assert world.ledger.entries() == []
+    with pytest.raises(LedgerError, match="truncated after checkpoint #4"):
+        world.check()
+    delete_checkpoints(world.registry)
+    anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
+    report = check_anchors([], anchors, roster=world.gov.roster)
+    assert report.unregistered == ("1.0.0", "1.1.0") and not report.ok
+    assert "not registered in the ledger" in report.warnings[0]
+
+
+def test_witness_refuses_truncation_when_checkpoints_are_deleted_too(world: World) -> None:
+    """A client that saw the veto refuses the ledger without it, even with the checkpoints gone."""
+    veto = vetoed(world)
+    world.check()  # this client saw the veto (no checkpoint after it)
+    head = world.ledger.entries()[-1].seq
+    delete_from(world.ledger, veto)
+    delete_checkpoints(world.registry)
+    with pytest.raises(LedgerError, match=f"verified it up to entry #{head},"):
+        world.check()
+
+
+def test_witness_refuses_a_fork_and_reports_deleted_checkpoints(world: World) -> None:
+    """Another hash at the remembered seq is refused; a checkpoint seen and gone is a warning."""
+    world.deploy("1.0.0")
+    world.submit("alice", "approve", "1.0.0")
+    world.submit("bob", "approve", "1.0.0")
+    world.check()
+    rows = world.ledger.entries()
+    rewrite(world.ledger, [*rows[:-2], rows[-1], rows[-2]])
+    with pytest.raises(LedgerError, match="forked"):
+        world.check()
+    rewrite(world.ledger, rows)  # restored from a backup: the same hashes again
+    world.checkpoint()
+    world.check()
+    delete_checkpoints(world.registry)
+    anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
+    report = check_anchors(world.ledger.entries(), anchors, roster=world.gov.roster)
+    assert report.warnings and "is gone from the registry" in report.warnings[0]
+
+
+def test_a_roster_older_than_the_checkpoint_is_refused(world: World) -> None:
+    """A checkpoint written under roster serial 2 refuses the serial-1 roster afterwards."""
+    world.deploy("1.0.0")
+    data = {**world.gov.roster_data, "serial": 2}
+    newer = verify_roster_data(
+        data, sign_roster_data(data, world.gov.root), world.gov.root.public_key
+    )
+    world.submit("alice", "approve", "1.0.0")
+    checkpoint_head(world.ledger, world.registry, world.gov["pipeline"], newer)
+    anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
+    with pytest.raises(RosterError, match="older than one already recorded"):
+        check_anchors(world.ledger.entries(), anchors, roster=world.gov.roster)
+    with pytest.raises(TrustError, match="older than the one the newest checkpoint"):
+        world.checkpoint()
+
+
+def test_unregistered_versions_are_named() -> None:
+    """Registry versions without a registered entry are listed in registry order."""
+    assert unregistered_versions([], ["1.0.0", "1.1.0"]) == ["1.0.0", "1.1.0"]
+
+
+def test_memory_ledger_checkpoints_too() -> None:
+    """The in-memory ledger and store take checkpoints the same way (the dashboard's fakes)."""
+    gov = make_governance(default_reviewers())
+    ledger = MemoryLedger()
+    registry = Registry(MemoryStore())
+    subject = ModelSubject(name="m", root_digest="a" * 64, manifest_digest="b" * 64)
+    now = datetime.now(UTC)
+    vote = signed_decision(
+        gov["alice"], kind="approve", role="council", version="1.0.0", subject=subject, time=now
+    )
+    ledger.append(vote)
+    written = write_checkpoint(ledger.entries(), registry, gov["pipeline"], gov.roster, newest=None)
+    assert registry.checkpoint_seqs() == [written.seq] == [1]
+    assert newest_checkpoint(registry, gov.roster) == written
+
+
+# --------------------------------------------------------------------------- the command line
+def invoke(*args: str) -> tuple[int, dict | None, BaseException | None]:
+    """Run kfm with --json: exit code, the JSON printed (if any), the exception raised (if any)."""
+    result = runner.invoke(app, [*args, "--json"])
+    data = json.loads(result.stdout) if result.stdout.strip().startswith("{") else None
+    return result.exit_code, data, result.exception
+
+
+def test_cli_checkpoint_then_truncation_is_refused(governed: Governed) -> None:
+    """`kfm ledger checkpoint` after a veto; erasing the veto fails verify and stops status."""
+    veto = governed.promote_and_veto()
+    code, written, _ = invoke("ledger", "checkpoint")
+    assert code == 0 and written is not None
+    with closing(governed.ws.ledger()) as ledger:
+        head = ledger.entries()[-1].seq
+        assert written["checkpoint"]["seq"] == head
+        code, verified, _ = invoke("ledger", "verify")
+        assert code == 0 and verified is not None and verified["ok"], verified
+        delete_from(ledger, veto)
+    code, verified, _ = invoke("ledger", "verify")
+    assert code == 1 and verified is not None and not verified["ok"]
+    message = verified["refused"]["message"]
+    assert message.startswith(f"ledger truncated after checkpoint #{head}:"), message
+    code, _, error = invoke("status")
+    assert code != 0 and isinstance(error, LedgerError)
+    assert f"checkpoint #{head}" in str(error)
+
+
+def test_cli_witness_refuses_truncation_without_checkpoint(governed: Governed) -> None:
+    """`kfm status` saw the veto; with the rows and the checkpoint files deleted it refuses."""
+    veto = governed.promote_and_veto()
+    code, status, _ = invoke("status")
+    assert code == 0 and status is not None and status["production"] == "1.0.0"
+    assert status["anchors"]["root_pin"]["fingerprint"] == governed.ws.root_fingerprint()
+    with closing(governed.ws.ledger()) as ledger:
+        delete_from(ledger, veto)
+    delete_checkpoints(governed.ws.registry())
+    code, _, error = invoke("status")
+    assert code != 0 and isinstance(error, LedgerError)
+    assert "this client verified it up to entry" in str(error)
+
+
+def test_cli_verify_names_versions_missing_from_an_emptied_ledger(
+    governed: Governed, kfm_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Emptied ledger, no checkpoint, a fresh client: verify fails naming the registry versions."""
+    governed.promote_and_veto()
+    with closing(governed.ws.ledger()) as ledger:
+        delete_from(ledger, 1)
+    delete_checkpoints(governed.ws.registry())
+    fresh = kfm_home.parent / f"{kfm_home.name}-fresh"
+    monkeypatch.setenv("KFM_HOME", str(fresh))
+    TrustStore(fresh).pin(governed.ws.root, governed.ws.root_fingerprint())
+    code, verified, _ = invoke("ledger", "verify")
+    assert code == 1 and verified is not None and not verified["ok"]
+    assert verified["anchors"]["unregistered_versions"] == ["1.0.0", "1.1.0"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.cli.workspace import open_workspace, workspace_option
 from core.decisions.verify import verify_ledger
 from core.errors import RegistryError
@@ -39,12 +39,19 @@ def register(app: typer.Typer) -> None:
             print_json(report.to_dict())
         elif report.broken is None:
             console.print(
-                f"[green]ledger verified[/]: {report.entries} entries, chain intact, "
-                "every signature and role valid"
+                styled(
+                    "[green]ledger verified[/]: {} entries, chain intact, "
+                    "every signature and role valid",
+                    report.entries,
+                )
             )
         else:
             b = report.broken
-            console.print(f"[red]ledger broken at entry {b.seq}[/] (field {b.field}): {b.message}")
+            console.print(
+                styled(
+                    "[red]ledger broken at entry {}[/] (field {}): {}", b.seq, b.field, b.message
+                )
+            )
             console.print(f"{report.checked} entries before it verified")
         raise typer.Exit(0 if report.ok else 1)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.cli.workspace import open_workspace, workspace_option
 
 
@@ -73,9 +73,9 @@ def register(app: typer.Typer) -> None:
             )
         else:
             for problem in report.problems:
-                console.print(f"[red]FAIL[/] {problem}")
+                console.print(styled("[red]FAIL[/] {}", problem))
             if report.ok:
-                console.print(f"[green]{version}: {report.checked} files verified[/]")
+                console.print(styled("[green]{}: {} files verified[/]", version, report.checked))
         raise typer.Exit(0 if report.ok else 1)
 
     @group.command("fsck")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 f"({verb} {report.removed_objects} objects)"
             )
             for version in report.damaged:
-                console.print(f"[red]damaged[/] {version}: files missing")
+                console.print(styled("[red]damaged[/] {}: files missing", version))
         raise typer.Exit(0 if not report.damaged else 1)
 
     app.add_typer(group, name="registry")

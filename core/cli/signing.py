@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.decisions.roster import (
     DEFAULT_ROSTER_PATH,
     ROLES,
@@ -140,15 +140,21 @@ def register(app: typer.Typer) -> None:
             table = Table(title=f"verify {path}")
             for column in ("check", "state", "file", "detail"):
                 table.add_column(column, overflow="fold")
-            styles = {"ok": "[green]ok[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}
+            styles = {
+                "ok": styled("[green]ok[/]"),
+                "failed": styled("[red]FAIL[/]"),
+                "skipped": styled("[yellow]skip[/]"),
+            }
             for c in report.checks:
                 table.add_row(c.name, styles[c.status], c.file, c.detail)
             console.print(table)
             console.print(
-                "[green]verified[/]"
+                styled("[green]verified[/]")
                 if report.ok
-                else "[red]verification failed[/]: "
-                + ", ".join(sorted({f"{c.name} ({c.file})" for c in report.failures}))
+                else styled(
+                    "[red]verification failed[/]: {}",
+                    ", ".join(sorted({f"{c.name} ({c.file})" for c in report.failures})),
+                )
             )
         raise typer.Exit(0 if report.ok else 1)
 
@@ -281,8 +287,11 @@ def register(app: typer.Typer) -> None:
             )
             return
         console.print(
-            f"[green]roster verified[/]: {len(trusted.roster.reviewers)} reviewers, "
-            f"signed by root key {trusted.root_fingerprint}"
+            styled(
+                "[green]roster verified[/]: {} reviewers, signed by root key {}",
+                len(trusted.roster.reviewers),
+                trusted.root_fingerprint,
+            )
         )
 
     @roster.command("show")

@@ -205,7 +205,7 @@ class DecisionEngine:
                     after,
                     version,
                     trigger,
-                    f"{record.kind} by {record.actor}: {record.reason}",
+                    f"{record.kind} by {record.actor}: {_quote(record.reason)}",
                     now,
                     {},
                     None,
@@ -425,6 +425,11 @@ def _refuse_copy(entries: Sequence[LedgerEntry], version: str, digest: str) -> N
                 expected="a new record",
                 found=f"a copy of entry {entry.seq}",
             )
+
+
+def _quote(reason: str, limit: int = 200) -> str:
+    """A reviewer's reason quoted in a pipeline record: short, the full text is in its own record."""
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def _json_bytes(data: Any) -> bytes:

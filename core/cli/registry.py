@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
                 f"uncommitted leftovers: {', '.join(report.leftovers) or 'none'} "
                 f"({verb} {report.removed_objects} objects)"
             )
+            console.print(
+                f"temporary files of cut-off writes: {len(report.temporary_files)} ({verb} them)"
+            )
             for version in report.damaged:
                 console.print(styled("[red]damaged[/] {}: files missing", version))
         raise typer.Exit(0 if not report.damaged else 1)

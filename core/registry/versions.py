@@ -115,6 +115,9 @@ class FsckReport(BaseModel):
     leftovers: tuple[str, ...] = ()
     removed_objects: int = 0
     damaged: tuple[str, ...] = ()
+    temporary_files: tuple[str, ...] = Field(
+        default=(), description="Temporary files of cut-off writes (store-relative), removed"
+    )
 
 
 def version_sort_key(version: str) -> tuple[int, Version | None, str]:
@@ -304,8 +307,11 @@ class Registry:
     def fsck(self, *, dry_run: bool = False) -> FsckReport:
         """Find (and remove) files of uncommitted versions; report committed versions damaged.
 
-        Run it when no push is in progress: an in-flight push looks like a leftover.
+        Run it when no push is in progress: an in-flight push looks like a leftover. Temporary
+        files of writes that were cut off are removed first (stores that keep them: local).
         """
+        sweep = getattr(self.store, "sweep_temporary", None)
+        temporary = tuple(sweep(dry_run=dry_run)) if sweep else ()
         lister = getattr(self.store, "list_names", None)
         if lister:
             prefixes = lister(MODELS)
@@ -334,6 +340,7 @@ class Registry:
             leftovers=tuple(leftovers),
             removed_objects=0 if dry_run else removed,
             damaged=tuple(damaged),
+            temporary_files=temporary,
         )
 
     def write_rollback(self, rollback_id: str, files: Mapping[str, bytes]) -> builtins.list[str]:

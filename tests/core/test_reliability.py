@@ -72,6 +72,8 @@ def test_sigkill_during_push_never_lists_a_partial_version(tmp_path: Path) -> No
         for version in listed:
             report = registry.verify(version)
             assert report.ok, (trial, version, report.problems)
+            folder = store_dir / "climate" / "models" / version
+            assert not [p for p in folder.rglob("*") if ".tmp" in p.name], (trial, version)
         on_disk = (
             set(os.listdir(store_dir / "climate" / "models"))
             if (store_dir / "climate" / "models").exists()

@@ -82,7 +82,7 @@ def test_ci_fails_a_reference_whose_model_bytes_do_not_regenerate(
     del model.opset_import[:]
     model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     (root / "model.onnx").write_bytes(model.SerializeToString())
-    report = run_ci_candidate(root, CiOptions(allow_missing_standards=True))
+    report = run_ci_candidate(root, CiOptions())
     rebuild = report.check("rebuild")
     assert [(f.file, f.field) for f in rebuild.failures] == [("model.onnx", "sha256")]
     assert report.check("inference").passed and report.check("deployment-hash").passed

@@ -260,9 +260,19 @@ class DecisionEngine:
         )
 
     def register(
-        self, record: VersionRecord, *, gates_json: bytes, reason: str = "pushed by kfm deploy"
+        self,
+        record: VersionRecord,
+        *,
+        gates_json: bytes,
+        reason: str = "pushed by kfm deploy",
+        **facts: Any,
     ) -> list[LedgerEntry]:
-        """Append the pipeline's ``gates-attested`` and ``registered`` records for ``record``."""
+        """Append the pipeline's ``gates-attested`` and ``registered`` records for ``record``.
+
+        ``facts`` are the version's facts as :func:`core.pipeline.register_version` passes them
+        (``submitter``, ``concerned_stewards``, ``model_family``, ``footprint``); they are the
+        signed registry record's, and not yet written into the ledger record.
+        """
         self._records[record.version] = record
         now = self._clock()
         gates = EvidenceRef(name="gates.json", sha256=hashlib.sha256(gates_json).hexdigest())

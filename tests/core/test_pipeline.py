@@ -11,6 +11,7 @@ import pytest
 from core.candidate.load import load_candidate
 from core.decisions.engine import DecisionEngine
 from core.describe import OUTPUT_FILES, lineage_with_decisions
+from core.errors import CandidateError
 from core.pipeline import (
     DESCRIBE,
     LAYOUT,
@@ -62,7 +63,13 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
         submitter="pipeline",
     )
     assert not outcome.blocked, outcome.gates.get("blocking_gates")
-    names = {f.name for f in engine.registry.show(outcome.version).manifest.files}
+    record = engine.registry.show(outcome.version)
+    footprint = load_candidate(reference_candidate_dir).footprint
+    assert record.footprint == outcome.footprint == footprint  # from the data, not declared
+    assert record.model_family == "kfm-climate-downscaling"
+    assert record.concerned_stewards == outcome.concerned_stewards
+    assert len(outcome.concerned_stewards) == 4 and outcome.to_dict()["footprint"] == [*footprint]
+    names = {f.name for f in record.manifest.files}
     assert {"model.onnx", "model.stac.json", "provenance.json", "model.sig", "gates.json"} <= names
     assert any(n.startswith("sovereignty/") for n in names)
     assert engine.registry.verify(outcome.version).ok
@@ -108,6 +115,33 @@ def test_blocked_gate_records_nothing(reference_candidate_dir: Path, workspace: 
     assert outcome.blocked and "accuracy" in outcome.gates["blocking_gates"]
     assert engine.registry.list() == [] and engine.ledger.entries() == []
     assert engine.registry.store.list("climate") == []
+
+
+def test_declared_box_that_disagrees_with_the_data_is_refused(
+    candidate: Path, workspace: Workspace
+) -> None:
+    """1.0.1 declaring bbox [-40,15,-30,20] is refused before anything is pushed or recorded."""
+    path = candidate / "model_metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["training_domain"]["bbox"] = [-40.0, 15.0, -30.0, 20.0]
+    metadata["version"] = "1.0.1"
+    path.write_text(json.dumps(metadata))
+    summary = json.loads((candidate / "model_summary.json").read_text())
+    (candidate / "model_summary.json").write_text(json.dumps({**summary, "version": "1.0.1"}))
+    engine = engine_for(workspace)
+    with pytest.raises(CandidateError, match="declared bbox") as caught:
+        deploy_candidate(
+            candidate,
+            engine=engine,
+            policy=workspace.policy(),
+            regions_path=workspace.regions_path,
+            submitter="pipeline",
+        )
+    assert (caught.value.file, caught.value.field) == (
+        "model_metadata.json",
+        "training_domain.bbox",
+    )
+    assert engine.registry.list() == [] and engine.ledger.entries() == []
 
 
 def test_unknown_submitter_is_refused(tmp_path: Path, workspace: Workspace) -> None:

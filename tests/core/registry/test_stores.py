@@ -10,7 +10,9 @@ import pytest
 from core.registry import stores
 from core.registry.stores import LocalStore
 from core.registry.versions import Registry
-from core.testing import write_version_dir
+from core.testing import new_signer, push_version, write_version_dir
+
+PIPELINE = new_signer("pipeline")
 
 
 class Killed(BaseException):
@@ -28,7 +30,7 @@ def test_push_interrupted_mid_write_leaves_no_temporary_file_in_the_version(
 ) -> None:
     """A push killed while writing a file, fsck, then the push again: no .tmp file anywhere."""
     root = tmp_path / "registry"
-    registry = Registry(LocalStore(root))
+    registry = Registry(LocalStore(root), pipeline_key=PIPELINE.public_key)
     source = write_version_dir(tmp_path / "src")
     real_fsync, calls = os.fsync, {"n": 0}
 
@@ -40,14 +42,14 @@ def test_push_interrupted_mid_write_leaves_no_temporary_file_in_the_version(
 
     monkeypatch.setattr(stores.os, "fsync", dying_fsync)
     with pytest.raises(Killed):
-        registry.push("1.0.0", source, name="m", submitter="dev")
+        push_version(registry, "1.0.0", source, PIPELINE)
     monkeypatch.setattr(stores.os, "fsync", real_fsync)
     assert registry.list() == []
     assert not any(p.name.startswith(".tmp") for p in (root / "climate").rglob("*"))
     report = registry.fsck()
     assert report.leftovers == ("1.0.0",)
     assert _temp_files(root) == []
-    registry.push("1.0.0", source, name="m", submitter="dev")
+    push_version(registry, "1.0.0", source, PIPELINE)
     assert _temp_files(root) == []
     assert registry.verify("1.0.0").ok
 
@@ -55,8 +57,8 @@ def test_push_interrupted_mid_write_leaves_no_temporary_file_in_the_version(
 def test_fsck_removes_temporary_files_an_older_release_left_in_a_version(tmp_path: Path) -> None:
     """A .tmp-* file left inside a committed version by an interrupted write is removed."""
     root = tmp_path / "registry"
-    registry = Registry(LocalStore(root))
-    registry.push("1.0.0", write_version_dir(tmp_path / "src"), name="m", submitter="dev")
+    registry = Registry(LocalStore(root), pipeline_key=PIPELINE.public_key)
+    push_version(registry, "1.0.0", write_version_dir(tmp_path / "src"), PIPELINE)
     stray = root / "climate" / "models" / "1.0.0" / ".tmp-0123abcd-model.onnx"
     stray.write_bytes(b"half")
     assert registry.fsck(dry_run=True).temporary_files == (f"climate/models/1.0.0/{stray.name}",)

@@ -6,24 +6,37 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import rfc8785
 from pydantic import ValidationError
 from securesystemslib.dsse import Envelope
 
+from core.decisions.engine import DecisionEngine
 from core.decisions.records import (
     IN_TOTO_PAYLOAD_TYPE,
     MAX_REASON_CHARS,
     DecisionRecord,
     ModelSubject,
     envelope_to_dict,
+    read_statement,
     verify_decision,
 )
-from core.decisions.reviewer import check_reason
+from core.decisions.reviewer import check_reason, submit_decision
 from core.decisions.roster import MAX_NAME_CHARS, RosterEntry
 from core.errors import AuthorizationError, VerificationError
-from core.testing import make_governance
+from core.policy import DecisionPolicy
+from core.registry.versions import Registry
+from core.testing import (
+    FixedClock,
+    MemoryLedger,
+    MemoryStore,
+    default_reviewers,
+    make_governance,
+    push_version,
+    write_version_dir,
+)
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SUBJECT = ModelSubject(
@@ -85,3 +98,36 @@ def test_roster_name_has_a_limit() -> None:
     assert RosterEntry.model_validate({**entry, "name": "n" * MAX_NAME_CHARS}).name
     with pytest.raises(ValidationError, match=f"at most {MAX_NAME_CHARS} characters"):
         RosterEntry.model_validate({**entry, "name": "n" * (MAX_NAME_CHARS + 1)})
+
+
+def test_veto_of_production_with_a_reason_at_the_limit_rolls_back(tmp_path: Path) -> None:
+    """A veto whose reason is at the limit still rolls production back: the pipeline's record
+    quotes the reason shortened, the veto itself keeps it whole."""
+    gov = make_governance(default_reviewers())
+    clock = FixedClock()
+    engine = DecisionEngine(
+        ledger=MemoryLedger(clock=clock),
+        registry=Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key, clock=clock),
+        roster=gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=gov["pipeline"],
+        clock=clock,
+    )
+    source = write_version_dir(tmp_path / "v")
+    record = push_version(
+        engine.registry, "1.0.0", source, gov["pipeline"], concerned_stewards=["sam"]
+    )
+    engine.register(record, gates_json=b"{}")
+    for actor, role in (("alice", "council"), ("bob", "council"), ("sam", "steward")):
+        clock.advance(seconds=1)
+        submit_decision(engine, "approve", "1.0.0", gov[actor], role=role, reason="ok")
+    assert engine.state().production == "1.0.0"
+    clock.advance(seconds=1)
+    long_reason = "v" * MAX_REASON_CHARS
+    appended = submit_decision(
+        engine, "veto", "1.0.0", gov["sam"], role="steward", reason=long_reason
+    )
+    assert [e.kind for e in appended] == ["veto", "rollback"]
+    assert read_statement(appended[0].envelope_dict()).reason == long_reason
+    assert len(read_statement(appended[1].envelope_dict()).reason) < 300
+    assert engine.state().production is None

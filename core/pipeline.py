@@ -38,8 +38,10 @@ The push and the ledger records are two stores, so a deploy killed between them 
 committed version no ledger record names: :func:`unregistered_versions` finds such versions
 (``kfm registry fsck`` reports them) and :func:`complete_registration` appends the missing
 records from the version's signed record (``kfm registry fsck --register``, with the pipeline
-key). Until then ``kfm deploy`` of that version is refused, saying so. ``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P
---regions R`` (:func:`main`: an unsigned staging) twice in fresh interpreters with different
+key). Until then ``kfm deploy`` of that version is refused, saying so.
+
+``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`:
+an unsigned staging) twice in fresh interpreters with different
 ``PYTHONHASHSEED`` and compares the folders; nothing is signed, pushed or recorded there.
 """
 
@@ -345,9 +347,7 @@ def unregistered_versions(registry: Registry, entries: Sequence[LedgerEntry]) ->
     return [v for v in registry.list() if v not in registered]
 
 
-def complete_registration(
-    engine: DecisionEngine, version: str, *, progress: Progress | None = None
-) -> list[LedgerEntry]:
+def complete_registration(engine: DecisionEngine, version: str) -> list[LedgerEntry]:
     """Append the ``gates-attested`` and ``registered`` records a cut-off deploy did not write.
 
     The version must verify (its record signed by the pipeline key, every stored file matching
@@ -356,8 +356,6 @@ def complete_registration(
     version the ledger already registers (under the ledger's lock), so two healers, or a healer
     and a late deploy, never register a version twice.
     """
-    say = progress or (lambda _stage: None)
-    say(f"verify {version}")
     report = engine.registry.verify(version)
     if not report.ok:
         raise DeployError(
@@ -382,7 +380,6 @@ def complete_registration(
             expected=True,
             found=passed,
         )
-    say(f"register {version}")
     return register_version(
         engine,
         record,

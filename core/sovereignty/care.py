@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -101,25 +102,23 @@ def footprint_geometry(footprint: Footprint) -> BaseGeometry:
     return box(*values)
 
 
-_REACH_CACHE: dict[tuple[bytes, int, int], BaseGeometry] = {}
-
-
 def region_reach(region: Region, screening: ScreeningPolicy) -> BaseGeometry:
     """The region grown by the withheld buffer: its land plus every H3 cell (at the policy's
     buffer resolution) within ``withheld_buffer_rings`` rings of a cell overlapping it."""
-    key = (
+    return _reach(
         shapely.to_wkb(region.geometry),
         screening.buffer_resolution,
         screening.withheld_buffer_rings,
     )
-    if key not in _REACH_CACHE:
-        cells = grid_disks(
-            cells_overlapping(mapping(region.geometry), screening.buffer_resolution).tolist(),
-            screening.withheld_buffer_rings,
-        )
-        rings = [Polygon(cell_ring_lnglat(int(c))) for c in cells.tolist()]
-        _REACH_CACHE[key] = shapely.union_all([region.geometry, *rings])
-    return _REACH_CACHE[key]
+
+
+@lru_cache(maxsize=256)
+def _reach(geometry_wkb: bytes, resolution: int, rings: int) -> BaseGeometry:
+    """:func:`region_reach` of one geometry (cached: a deploy asks several stages for it)."""
+    land = shapely.from_wkb(geometry_wkb)
+    cells = grid_disks(cells_overlapping(mapping(land), resolution).tolist(), rings)
+    outlines = [Polygon(cell_ring_lnglat(int(c))) for c in cells.tolist()]
+    return shapely.union_all([land, *outlines])
 
 
 def touched_regions(

@@ -29,6 +29,7 @@ when there are conflicts, ``sovereignty_conflict.json``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # the CLI imports this module for its defaults: keep the impo
     from core.policy import ScreeningPolicy
     from core.sovereignty.care import Conflict
     from core.sovereignty.generalize import ScreenResult
-    from core.sovereignty.regions import RegionSet
+    from core.sovereignty.regions import Region, RegionSet
 
 DEFAULT_RESOLUTION_DEG = 0.05
 """Target grid step inside regions (degrees): ~5 km, the scale of real downscaled outputs."""
@@ -93,7 +94,7 @@ def fine_grid(
 
 
 def region_grids(
-    regions: RegionSet,
+    regions: Iterable[Region],
     footprint: tuple[float, float, float, float],
     step: float,
 ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
@@ -158,7 +159,6 @@ def screen_candidate(
     from core.candidate.inference import predict_grid
     from core.sovereignty.care import care_metadata, find_conflicts, touched_regions
     from core.sovereignty.generalize import screen_field
-    from core.sovereignty.regions import RegionSet
 
     if not 0 < resolution_deg <= MAX_RESOLUTION_DEG:
         raise SovereigntyError(
@@ -173,10 +173,8 @@ def screen_candidate(
     native = predict_grid(candidate, native_lat, native_lon)
     footprint = candidate.footprint
     concerned = touched_regions(footprint, regions, policy)
-    fine = []
-    if concerned:
-        grids = region_grids(RegionSet(tuple(concerned)), footprint, resolution_deg)
-        fine = [predict_grid(candidate, lat, lon) for lat, lon in grids]
+    grids = region_grids(concerned, footprint, resolution_deg)
+    fine = [predict_grid(candidate, lat, lon) for lat, lon in grids]
     lat, lon, values = release_points(fine, native, regions)
     result = screen_field(
         lat,

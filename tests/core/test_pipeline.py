@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.candidate.load import load_candidate
 from core.decisions.engine import DecisionEngine
 from core.describe import OUTPUT_FILES, lineage_with_decisions
-from core.errors import CandidateError
+from core.errors import CandidateError, LedgerError
 from core.pipeline import (
     DESCRIBE,
     LAYOUT,
     SIGNED,
     DeployError,
+    complete_registration,
     deploy_candidate,
     main,
     stage_version,
+    unregistered_versions,
 )
-from core.policy import Policy, load_policy
+from core.policy import DecisionPolicy, Policy, load_policy
 from core.registry import layout
+from core.registry.versions import Registry
 from core.sovereignty.regions import load_regions
+from core.testing import (
+    MemoryLedger,
+    MemoryStore,
+    default_reviewers,
+    make_governance,
+    push_version,
+    write_version_dir,
+)
 from core.workspace import Workspace, init_workspace
 
 
@@ -231,3 +244,45 @@ def test_staging_command_reports_a_bad_candidate(
     assert code == 2
     assert str(missing) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _memory_engine(gates: bytes) -> tuple[DecisionEngine, Any]:
+    """An engine over memory fakes holding 1.0.0 pushed but not registered, with ``gates``."""
+    gov = make_governance(default_reviewers())
+    engine = DecisionEngine(
+        ledger=MemoryLedger(),
+        registry=Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key),
+        roster=gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=gov["pipeline"],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_version_dir(Path(tmp) / "v")
+        (source / "gates.json").write_bytes(gates)
+        push_version(engine.registry, "1.0.0", source, gov["pipeline"], concerned_stewards=["sam"])
+    return engine, gov
+
+
+def test_complete_registration_registers_a_cut_off_deploy_once() -> None:
+    """An unregistered version is found, registered with its signed facts, and only once."""
+    engine, _ = _memory_engine(b'{"passed": true}')
+    assert unregistered_versions(engine.registry, engine.ledger.entries()) == ["1.0.0"]
+    appended = complete_registration(engine, "1.0.0")
+    assert [e.kind for e in appended] == ["gates-attested", "registered"]
+    assert unregistered_versions(engine.registry, engine.ledger.entries()) == []
+    assert engine.version_facts("1.0.0").concerned_stewards == ("sam",)
+    with pytest.raises(LedgerError, match="already registered"):
+        complete_registration(engine, "1.0.0")
+
+
+def test_complete_registration_refuses_what_deploy_would_not_register() -> None:
+    """Blocked gates or a changed stored file: nothing is appended."""
+    blocked, _ = _memory_engine(b'{"passed": false}')
+    with pytest.raises(DeployError, match="gates did not pass"):
+        complete_registration(blocked, "1.0.0")
+    assert blocked.ledger.entries() == []
+    tampered, _ = _memory_engine(b'{"passed": true}')
+    tampered.registry.store.write("climate/models/1.0.0/model.onnx", b"ONNX swapped")
+    with pytest.raises(DeployError, match="does not verify"):
+        complete_registration(tampered, "1.0.0")
+    assert tampered.ledger.entries() == []

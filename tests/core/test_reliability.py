@@ -17,16 +17,20 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from core.cli import app
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import Ledger, PostgresLedger, SQLiteLedger
 from core.decisions.reviewer import submit_decision
 from core.decisions.verify import verify_ledger
+from core.pipeline import DeployError, deploy_candidate
 from core.policy import DecisionPolicy
 from core.registry.stores import LocalStore
 from core.registry.versions import Registry
 from core.signing.keys import generate_key_pair, load_public_key
 from core.testing import make_governance, push_version, write_version_dir
+from core.workspace import init_workspace
 
 PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
 REPO = Path(__file__).resolve().parents[2]
@@ -209,12 +213,6 @@ def test_deploy_killed_between_registry_and_ledger_is_found_and_healed(
 ) -> None:
     """SIGKILL after the push, before the ledger records: fsck reports the version, a redeploy
     says how to heal, fsck --register appends the records from the signed registry record."""
-    from typer.testing import CliRunner
-
-    from core.cli import app
-    from core.pipeline import DeployError, deploy_candidate
-    from core.workspace import init_workspace
-
     root = tmp_path / "ws"
     ws = init_workspace(root, root_passphrase="root-pw", pipeline_passphrase="pipe-pw")
     process = subprocess.run(

@@ -103,7 +103,7 @@ def main() -> None:
         index.mkdir(parents=True)
         for i in range(args.versions):  # index entries only: listing never opens them
             (index / f"1.{i}.0.json").write_text("{}")
-        registry = Registry(store)
+        registry = Registry(store, pipeline_key=gov["pipeline"].public_key)
         versions, list_s = timed(registry.list, repeat=args.rounds)
         assert len(versions) == args.versions
 

@@ -29,22 +29,31 @@ Staging folder::
     signed/    the signed copy of the candidate (signed stagings only)
 
 :func:`deploy_candidate` (``kfm deploy``) stages signed, then pushes
-(:meth:`core.registry.versions.Registry.push`) and registers
-(:meth:`core.decisions.engine.DecisionEngine.register`: the signed ``gates-attested`` and
-``registered`` records), then checkpoints the ledger head
-(:func:`core.decisions.checkpoints.checkpoint_head`). ``kfm ci`` runs
-``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`: an unsigned
-staging) twice in fresh interpreters with different ``PYTHONHASHSEED`` and compares the folders;
-nothing is signed, pushed or recorded there.
+(:meth:`core.registry.versions.Registry.push`: the version record signed by the pipeline key)
+and registers (:func:`register_version` → :meth:`core.decisions.engine.DecisionEngine.register`:
+the signed ``gates-attested`` and ``registered`` records, with the version's facts: submitter,
+concerned stewards, model family, footprint), then checkpoints the ledger head
+(:func:`core.decisions.checkpoints.checkpoint_head`).
+
+The push and the ledger records are two stores, so a deploy killed between them leaves a
+committed version no ledger record names: :func:`unregistered_versions` finds such versions
+(``kfm registry fsck`` reports them) and :func:`complete_registration` appends the missing
+records from the version's signed record (``kfm registry fsck --register``, with the pipeline
+key). Until then ``kfm deploy`` of that version is refused, saying so.
+
+``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`:
+an unsigned staging) twice in fresh interpreters with different
+``PYTHONHASHSEED`` and compares the folders; nothing is signed, pushed or recorded there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +84,7 @@ from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG, screen_candidate
 if TYPE_CHECKING:  # annotations only: a staging process never loads the decisions engine
     from core.decisions.engine import DecisionEngine
     from core.decisions.ledger import LedgerEntry
-    from core.registry.versions import VersionRecord
+    from core.registry.versions import Registry, VersionRecord
 
 LAYOUT = "layout"
 DESCRIBE = "describe"
@@ -89,10 +98,18 @@ class DeployError(KfmError):
 
 @dataclass(frozen=True)
 class StagedVersion:
-    """What staging produced; ``layout`` is ``None`` when the gates stopped a signed staging."""
+    """What staging produced; ``layout`` is ``None`` when the gates stopped a signed staging.
+
+    ``footprint`` is the validation grid's extent (:attr:`Candidate.footprint`, never the
+    declared box) and ``concerned_stewards`` the stewards whose region or its withheld buffer it
+    touches (set by the sovereignty stage): the version's facts the registry record and the
+    ledger's ``registered`` record carry.
+    """
 
     version: str
     name: str
+    model_family: str
+    footprint: tuple[float, float, float, float]
     gates: GateReport
     gates_json: bytes
     layout: Path | None
@@ -134,6 +151,8 @@ def stage_version(
     staged = StagedVersion(
         version=candidate.metadata.version,
         name=candidate.metadata.name,
+        model_family=candidate.metadata.model_family,
+        footprint=candidate.footprint,
         gates=report,
         gates_json=gates_json,
         layout=None,
@@ -190,6 +209,7 @@ class DeployOutcome:
 
     version: str
     gates: dict[str, Any]
+    footprint: tuple[float, float, float, float]
     pushed: VersionRecord | None = None
     entries: tuple[LedgerEntry, ...] = ()
     concerned_stewards: tuple[str, ...] = ()
@@ -210,6 +230,7 @@ class DeployOutcome:
             if self.pushed is None
             else [f.name for f in self.pushed.manifest.files],
             "concerned_stewards": list(self.concerned_stewards),
+            "footprint": list(self.footprint),
             "ledger": [e.to_dict() for e in self.entries],
         }
 
@@ -241,13 +262,19 @@ def deploy_candidate(
     candidate = load_candidate(directory)
     version = candidate.metadata.version
     if engine.registry.exists(version):
+        cut_off = version in unregistered_versions(engine.registry, engine.ledger.entries())
         raise DeployError(
             "version already in the registry; a version is written once",
             file=str(directory / METADATA_FILE),
             field="version",
             expected="a version not yet pushed",
             found=version,
-            hint="bump the version in model_metadata.json",
+            hint=(
+                "an earlier deploy of this version was cut off after its push and before its "
+                "ledger records: `kfm registry fsck --register` completes its registration"
+            )
+            if cut_off
+            else "bump the version in model_metadata.json",
         )
     regions = load_regions(regions_path)
     with tempfile.TemporaryDirectory(prefix="kfm-deploy-") as work:
@@ -261,24 +288,106 @@ def deploy_candidate(
             progress=say,
         )
         if staged.layout is None:
-            return DeployOutcome(version=version, gates=staged.gates.to_dict())
+            return DeployOutcome(
+                version=version, gates=staged.gates.to_dict(), footprint=staged.footprint
+            )
         say("push")
         record = engine.registry.push(
             version,
             staged.layout,
             name=staged.name,
+            model_family=staged.model_family,
             submitter=submitter,
             concerned_stewards=staged.concerned_stewards,
+            footprint=staged.footprint,
+            signer=engine._require_pipeline(),
         )
     say("register")
-    entries = engine.register(record, gates_json=staged.gates_json)
+    entries = register_version(engine, record, gates_json=staged.gates_json)
     checkpoint_head(engine.ledger, engine.registry, engine._require_pipeline(), engine.roster)
     return DeployOutcome(
         version=version,
         gates=staged.gates.to_dict(),
+        footprint=staged.footprint,
         pushed=record,
         entries=tuple(entries),
         concerned_stewards=staged.concerned_stewards,
+    )
+
+
+def register_version(
+    engine: DecisionEngine,
+    record: VersionRecord,
+    *,
+    gates_json: bytes,
+    reason: str = "pushed by kfm deploy",
+) -> list[LedgerEntry]:
+    """Append the ``gates-attested`` and ``registered`` records of a pushed version.
+
+    The version's facts go to :meth:`DecisionEngine.register` from its signed registry record:
+    ``submitter``, ``concerned_stewards``, ``model_family``, ``footprint`` (and the record itself,
+    whose :attr:`~core.registry.records.VersionRecord.digest` binds it).
+    """
+    return engine.register(
+        record,
+        gates_json=gates_json,
+        reason=reason,
+        submitter=record.submitter,
+        concerned_stewards=record.concerned_stewards,
+        model_family=record.model_family,
+        footprint=record.footprint,
+    )
+
+
+def unregistered_versions(registry: Registry, entries: Sequence[LedgerEntry]) -> list[str]:
+    """Committed versions that no ``registered`` ledger record names, in version order.
+
+    A deploy cut off between its push (the registry commit) and its ledger records leaves one;
+    so does a ledger truncated after the version was registered. ``kfm registry fsck`` reports
+    them; :func:`complete_registration` heals the first kind.
+    """
+    registered = {e.version for e in entries if e.kind == "registered"}
+    return [v for v in registry.list() if v not in registered]
+
+
+def complete_registration(engine: DecisionEngine, version: str) -> list[LedgerEntry]:
+    """Append the ``gates-attested`` and ``registered`` records a cut-off deploy did not write.
+
+    The version must verify (its record signed by the pipeline key, every stored file matching
+    it) and its stored ``gates.json`` must say every gate passed; it is then registered with
+    the facts its signed record holds, exactly as its deploy would have. The engine refuses a
+    version the ledger already registers (under the ledger's lock), so two healers, or a healer
+    and a late deploy, never register a version twice.
+    """
+    report = engine.registry.verify(version)
+    if not report.ok:
+        raise DeployError(
+            "the version does not verify: it is not registered",
+            file=f"{engine.registry.location}/{version}",
+            field="version",
+            expected="a record signed by the pipeline key and every stored file matching it",
+            found="; ".join(report.problems[:3]),
+            hint="`kfm registry verify VERSION` names every problem",
+        )
+    record = engine.registry.show(version)
+    gates_json = engine.registry.read_file(version, GATES_FILE)
+    try:
+        passed = json.loads(gates_json).get("passed")
+    except (ValueError, AttributeError):
+        passed = None
+    if passed is not True:
+        raise DeployError(
+            "the version's gates did not pass: it is not registered",
+            file=f"{engine.registry.location}/{version}/{GATES_FILE}",
+            field="passed",
+            expected=True,
+            found=passed,
+        )
+    return register_version(
+        engine,
+        record,
+        gates_json=gates_json,
+        reason="registration completed by kfm registry fsck --register after a cut-off deploy",
     )
 
 

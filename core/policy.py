@@ -52,6 +52,14 @@ class ScreeningPolicy(BaseModel):
             raise PolicyError("unknown tier", field="tier", expected=list(TIERS), found=tier)
         return table[tier]
 
+    @property
+    def buffer_resolution(self) -> int:
+        """H3 resolution the withheld buffer's rings are counted at: the coarsest tier's, so no
+        published cell of any tier touches withheld land."""
+        return min(
+            self.resolution_internal, self.resolution_public_generalized, self.resolution_restricted
+        )
+
 
 class DecisionPolicy(BaseModel):
     """Who must agree before a version is promoted (decision stage)."""

@@ -4,7 +4,9 @@
 - :class:`MemoryLedger` — a :class:`core.decisions.ledger.Ledger` in a list, serialized by a lock.
 - :func:`make_governance` — fresh P-256 keys for a set of reviewers and a roster signed by a
   fresh root key, as a :class:`Governance` (signers by id + the trusted roster).
-- :func:`write_version_dir` — a small directory in registry layout, for pushes.
+- :func:`write_version_dir` — a small directory in registry layout, for pushes;
+  :func:`push_version` pushes one with test facts (:data:`TEST_FAMILY`, :data:`TEST_FOOTPRINT`),
+  signed by the given pipeline key.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from core.decisions.reviewer import decision_envelope
 from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
 from core.registry.layout import GATES_FILE, ITEM_FILE, MODEL_FILE, PROVENANCE_FILE, SIGNATURE_FILE
+from core.registry.records import VersionRecord
 from core.registry.stores import ObjectExists, _check_key
+from core.registry.versions import Registry
 from core.signing.digests import ModelSubject
 from core.signing.keys import KeySigner, public_key_pem
 
@@ -172,6 +176,35 @@ def write_version_dir(root: Path, *, seed: str = "x", size: int = 256) -> Path:
     return root
 
 
+TEST_FAMILY = "kfm-climate-downscaling"
+TEST_FOOTPRINT = (-110.0, 40.0, -90.0, 50.0)
+
+
+def push_version(
+    registry: Registry,
+    version: str,
+    source: Path,
+    signer: KeySigner,
+    *,
+    name: str = "downscaler",
+    submitter: str = "dev",
+    concerned_stewards: Sequence[str] = (),
+    model_family: str = TEST_FAMILY,
+    footprint: Sequence[float] = TEST_FOOTPRINT,
+) -> VersionRecord:
+    """Push ``source`` as ``version``, signed by ``signer`` (the registry's pipeline key)."""
+    return registry.push(
+        version,
+        source,
+        name=name,
+        model_family=model_family,
+        submitter=submitter,
+        concerned_stewards=concerned_stewards,
+        footprint=footprint,
+        signer=signer,
+    )
+
+
 def signed_decision(
     signer: KeySigner,
     *,
@@ -223,9 +256,12 @@ __all__ = [
     "KfmError",
     "MemoryLedger",
     "MemoryStore",
+    "TEST_FAMILY",
+    "TEST_FOOTPRINT",
     "default_reviewers",
     "make_governance",
     "new_signer",
+    "push_version",
     "signed_decision",
     "write_version_dir",
 ]

@@ -7,7 +7,8 @@ Layout made by :func:`init_workspace` (``kfm init``)::
     governance/regions.geojson    copy of the example steward regions
     governance/roster.json(.sig)  the roster, holding the pipeline key, signed by the root key
     keys/root.key, keys/root.pub  governance root key (passphrase-protected)
-    keys/pipeline.key, .pub       the pipeline key that signs promotions, rollbacks, attestations
+    keys/pipeline.key, .pub       the pipeline key that signs version records, promotions,
+                                  rollbacks and attestations
     registry/                     the registry (default; ``s3://...`` in kfm.toml for scale)
     ledger.sqlite                 the ledger (default; ``postgresql://...`` for many users)
 
@@ -34,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 from core.decisions.ledger import Clock, Ledger, open_ledger
 from core.decisions.roster import (
     RosterEntry,
@@ -54,6 +57,7 @@ from core.signing.keys import (
     key_fingerprint,
     load_public_key,
     load_signer,
+    public_key_from_pem,
     public_key_pem,
 )
 
@@ -160,11 +164,28 @@ class Workspace:
     def _location(self, value: str) -> str:
         return value if "://" in value else str(self.path(value))
 
-    def registry(self, *, clock: Clock | None = None) -> Registry:
+    def registry(
+        self, *, clock: Clock | None = None, roster: TrustedRoster | None = None
+    ) -> Registry:
+        """The registry, trusting the pipeline key of the verified roster (``roster`` if given)."""
         store = open_store(
             self._location(self.config.registry), storage_options=self.config.storage_options
         )
-        return Registry(store, clock=clock)
+        return Registry(store, pipeline_key=self.pipeline_public_key(roster), clock=clock)
+
+    def pipeline_public_key(self, roster: TrustedRoster | None = None) -> EllipticCurvePublicKey:
+        """The public key of the workspace's pipeline (``[pipeline] id``) in the trusted roster."""
+        trusted = roster if roster is not None else self.roster()
+        entry = trusted.entry(self.config.pipeline_id)
+        if entry is None or "pipeline" not in entry.roles:
+            raise WorkspaceError(
+                "the roster holds no pipeline key for this workspace",
+                file=str(self.roster_path),
+                field=f"reviewers[{self.config.pipeline_id}]",
+                expected=f"an entry '{self.config.pipeline_id}' with the role 'pipeline'",
+                found="none" if entry is None else list(entry.roles),
+            )
+        return public_key_from_pem(entry.public_key, source=str(self.roster_path))
 
     def ledger(self, *, clock: Clock | None = None) -> Ledger:
         return open_ledger(
@@ -240,10 +261,11 @@ class Workspace:
         """
         from core.decisions.engine import DecisionEngine
 
+        roster = self.roster()
         return DecisionEngine(
             ledger=self.ledger(),
-            registry=self.registry(),
-            roster=self.roster(),
+            registry=self.registry(roster=roster),
+            roster=roster,
             policy=self.policy().decisions,
             pipeline=None
             if pipeline_passphrase is None

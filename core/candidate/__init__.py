@@ -3,6 +3,9 @@
 - :mod:`core.candidate.load` — :func:`load_candidate` (a :class:`Candidate`, or a
   :class:`~core.errors.CandidateError` naming the file, field, expected and found) and
   :func:`check_candidate` (every problem at once, for ``kfm candidate check``).
+- :mod:`core.candidate.footprint` — the model's footprint from its validation grid
+  (:func:`grid_footprint`) and the check of the declared box against it
+  (:func:`check_declared_bbox`).
 - :mod:`core.candidate.models` — the pydantic records of the candidate's JSON files
   (:class:`ModelMetadata`, :class:`ModelSummary`, :class:`XaiSummary`, :class:`Telemetry`, ...).
 - :mod:`core.candidate.schemas` — their JSON Schemas (:func:`export_schemas`,

@@ -9,6 +9,10 @@ Layout (the specification's section 1, plus data for the gates)::
 :func:`check_candidate` runs every check and reports each file's state; :func:`load_candidate`
 returns a :class:`Candidate` or raises the first :class:`core.errors.CandidateError`. Every error
 names the file, the field, what was expected and what was found. Nothing here writes anything.
+
+The candidate's footprint (:attr:`Candidate.footprint`) is computed here from the validation
+grid, and the declared ``training_domain.bbox`` is checked against it
+(:mod:`core.candidate.footprint`): every later stage uses the computed one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ValidationError
 
+from core.candidate.footprint import BBox, GridFootprint, check_declared_bbox, grid_footprint
 from core.candidate.models import (
     ModelMetadata,
     ModelSummary,
@@ -55,6 +60,8 @@ class Candidate:
     xai: XaiSummary
     provenance: ProvenanceBundle
     telemetry: tuple[Telemetry, ...]
+    footprint: BBox
+    """(west, south, east, north) of the validation grid's cells: what the model publishes."""
     stac_item: dict[str, Any] | None = None
 
     @property
@@ -342,6 +349,30 @@ def _check_dataset(
         ) from error
 
 
+def _check_footprint(root: Path, metadata: ModelMetadata) -> GridFootprint:
+    """The validation grid's footprint; the declared training domain must agree with it."""
+    import xarray as xr
+
+    relative = metadata.validation_data
+    path = _require_file(root, relative, field_name="validation_data", file="model_metadata.json")
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        lat, lon = ds["lat"].values, ds["lon"].values
+    footprint = grid_footprint(lat, lon, file=relative)
+    check_declared_bbox(
+        metadata.training_domain.bbox,
+        footprint,
+        file="model_metadata.json",
+        field="training_domain.bbox",
+        data_file=relative,
+    )
+    return footprint
+
+
+def _footprint_detail(footprint: GridFootprint) -> str:
+    west, south, east, north = footprint.bbox
+    return f"[{west:g}, {south:g}, {east:g}, {north:g}] from the validation grid's cells"
+
+
 def _check_provenance(root: Path) -> ProvenanceBundle:
     relative = "provenance/training.prov.json"
     path = _require_file(root, relative)
@@ -529,10 +560,11 @@ def check_candidate(path: Path | str) -> CheckReport:
             f"{t.kind}: {t.energy_kwh:.4g} kWh ({t.method})" for t in _check_telemetry(root)
         ),
     )
-    run(
+    if run(
         meta.validation_data,
         lambda: _check_dataset(root, meta.validation_data, meta, "validation_data", True),
-    )
+    ):
+        run("footprint", lambda: _footprint_detail(_check_footprint(root, meta)))
     run(
         meta.reference_data,
         lambda: _check_dataset(root, meta.reference_data, meta, "reference_data", False),
@@ -571,6 +603,7 @@ def load_candidate(path: Path | str) -> Candidate:
     provenance = _check_provenance(root)
     telemetry = _check_telemetry(root)
     _check_dataset(root, metadata.validation_data, metadata, "validation_data", True)
+    footprint = _check_footprint(root, metadata)
     _check_dataset(root, metadata.reference_data, metadata, "reference_data", False)
     stac = _check_stac(root)
     return Candidate(
@@ -580,5 +613,6 @@ def load_candidate(path: Path | str) -> Candidate:
         xai=xai,
         provenance=provenance,
         telemetry=telemetry,
+        footprint=footprint.bbox,
         stac_item=stac,
     )

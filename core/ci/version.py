@@ -5,8 +5,10 @@ included; older versions lack ``provenance/training.prov.json``, rebuilt here fr
 lineage), plus what deploy made of it (``model.stac.json``, ``provenance.json``, ``gates.json``,
 ``sovereignty/``):
 
-1. :meth:`core.registry.versions.Registry.verify` re-hashes every stored file against the version
-   record (check ``registry``; a tampered file is named there);
+1. :meth:`core.registry.versions.Registry.verify` verifies the version record's signature by
+   the pipeline key and re-hashes every stored file against it (check ``registry``; a tampered
+   file or record is named there). When it fails nothing else runs: no file of a version that
+   does not verify is read, and its model is never run;
 2. :func:`fetch_version` writes the stored files into ``stored/`` and a candidate-shaped copy
    into ``candidate/`` (signature and integrity record included; ``provenance/training.prov.json``
    taken back out of the stored lineage when the version lacks it (:func:`training_prov_from_lineage`: the stored PROV minus every
@@ -140,21 +142,29 @@ def stored_grid_step(stored: Path, default: float) -> float:
 
 
 def registry_check(report: Any, location: str) -> CiCheck:
-    """Every stored file re-hashed against the version record."""
-    failures = tuple(
-        CiFailure(
-            f"{location}/{problem.split(':', 1)[0]}",
-            "sha256",
-            "the digest in the version record",
-            problem.split(":", 1)[1].strip() if ":" in problem else problem,
-        )
-        for problem in report.problems
-    )
+    """The version record's signature, and every stored file re-hashed against it."""
+    record = index_key(report.version)
+    failures = []
+    for problem in report.problems:
+        name, _, detail = problem.partition(":")
+        if name == record:
+            failures.append(
+                CiFailure(name, "signature", "a record signed by the pipeline key", detail.strip())
+            )
+        else:
+            failures.append(
+                CiFailure(
+                    f"{location}/{name}",
+                    "sha256",
+                    "the digest in the version record",
+                    detail.strip() if detail else problem,
+                )
+            )
     return CiCheck(
         REGISTRY_CHECK,
         REGISTRY_TITLE,
-        f"{report.checked} stored files re-hashed against {index_key(report.version)}",
-        failures,
+        f"{record} signed by the pipeline key; {report.checked} stored files re-hashed against it",
+        tuple(failures),
     )
 
 
@@ -167,9 +177,16 @@ def run_ci_version(
     """Every CI check on a registry version (see the module docstring)."""
     opts = options or ci_run.CiOptions()
     say = progress or (lambda _step: None)
-    say("re-hashing the stored files")
+    say("verifying the version record and re-hashing the stored files")
     location = version_prefix(version)
     integrity = registry_check(registry.verify(version), location)
+    if not integrity.passed:
+        refused = replace(
+            integrity,
+            notes=("the other checks did not run: the version does not verify, so none of its "
+                   "files is read and its model is not run",),
+        )  # fmt: skip
+        return CiReport(target=f"registry version {version}", checks=(refused,))
     with tempfile.TemporaryDirectory(prefix="kfm-ci-version-") as tmp:
         stored, candidate = fetch_version(registry, version, Path(tmp))
         step = stored_grid_step(stored, opts.resolution_deg)

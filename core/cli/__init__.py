@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from core.cli._output import err_console
+from core.cli._output import err_console, styled
 from core.errors import KfmError
 
 app = typer.Typer(
@@ -53,20 +53,21 @@ def main() -> None:
     try:
         app()
     except KfmError as error:
-        err_console.print(
-            f"[bold red]error:[/] {error.diagnostics()}", highlight=False, soft_wrap=True
-        )
+        err_console.print(styled("[bold red]error:[/] {}", error.diagnostics()), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print(styled("[bold red]interrupted[/]"))
         sys.exit(130)
     except Exception as error:  # last line of defence: never a raw traceback
         if os.environ.get("KFM_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error}. "
-            "This is a bug in kfm; rerun with KFM_DEBUG=1 for the traceback and report it.",
-            highlight=False,
+            styled(
+                "[bold red]internal error:[/] {}: {}. "
+                "This is a bug in kfm; rerun with KFM_DEBUG=1 for the traceback and report it.",
+                type(error).__name__,
+                error,
+            ),
             soft_wrap=True,
         )
         sys.exit(3)

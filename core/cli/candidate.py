@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from core.candidate.load import check_candidate
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 
 
 def register(app: typer.Typer) -> None:
@@ -31,12 +31,14 @@ def register(app: typer.Typer) -> None:
             table.add_column("state")
             table.add_column("detail", overflow="fold")
             for c in report.checks:
-                table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail)
+                table.add_row(
+                    c.name, styled("[green]ok[/]") if c.ok else styled("[red]FAIL[/]"), c.detail
+                )
             console.print(table)
             console.print(
-                "[green]candidate is complete and consistent[/]"
+                styled("[green]candidate is complete and consistent[/]")
                 if report.ok
-                else "[red]candidate is not valid[/]"
+                else styled("[red]candidate is not valid[/]")
             )
         raise typer.Exit(0 if report.ok else 1)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, err_console, print_json
+from core.cli._output import console, err_console, print_json, styled
 from core.cli.workspace import open_workspace, workspace_option
 
 
@@ -106,16 +106,18 @@ def register(app: typer.Typer) -> None:
                 notes = "\n".join(f"note: {n}" for n in check.notes)
                 table.add_row(
                     f"{check.id}\n{check.title}",
-                    "[green]pass[/]" if check.passed else "[red]FAIL[/]",
+                    styled("[green]pass[/]") if check.passed else styled("[red]FAIL[/]"),
                     f"{check.measured} ({check.seconds:.1f} s)",
                     "\n".join(t for t in (why, notes) if t) or "-",
                 )
             console.print(table)
             if report.passed:
-                console.print(f"[green]all {len(report.checks)} checks passed[/]")
+                console.print(styled("[green]all {} checks passed[/]", len(report.checks)))
             else:
                 failed = ", ".join(c.id for c in report.failed)
-                console.print(f"[red]CI BLOCKED: {len(report.failed)} check(s) failed[/]: {failed}")
+                console.print(
+                    styled("[red]CI BLOCKED: {} check(s) failed[/]: {}", len(report.failed), failed)
+                )
             if junit is not None:
                 console.print(f"wrote {junit}")
         raise typer.Exit(0 if report.passed else 1)

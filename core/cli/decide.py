@@ -21,6 +21,7 @@ from core.cli.workspace import (
 from core.decisions.engine import DecisionEngine
 from core.decisions.reviewer import check_reason, submit_decision
 from core.errors import LedgerError
+from core.registry.versions import check_version
 from core.signing.keys import load_signer
 from core.workspace import Workspace
 
@@ -64,6 +65,7 @@ def _decide(
             engine.roster.authorize(actor, role or "council", engine.now())  # raises, names ids
             return
         chosen = role or next((r for r in entry.roles if r != "pipeline"), entry.roles[0])
+        check_version(version, source="VERSION")
         check_reason(reason, field="--reason")
         passphrase = read_passphrase(passphrase_env, f"passphrase of {key}")
         signer = load_signer(key, passphrase, key_id=actor)

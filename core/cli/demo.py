@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.cli._output import console, err_console, print_json
+from core.cli._output import console, err_console, print_json, styled
 from core.cli.workspace import trust_store
 from core.demo.build import (
     APP_ENTRY,
@@ -51,7 +51,7 @@ def _build_with_progress(
             if message in DEMO_STEPS:
                 if started:
                     bar.advance(task)
-                    err_console.print(f"[green]✓[/] {started[-1]}")
+                    err_console.print(styled("[green]✓[/] {}", started[-1]))
                 started.append(message)
             bar.update(task, description=message)
 
@@ -59,16 +59,22 @@ def _build_with_progress(
             workspace, trust=trust, progress=progress, fresh=fresh, candidate_source=candidate
         )
         bar.update(task, completed=len(DEMO_STEPS), description="done")
-        err_console.print(f"[green]✓[/] {started[-1]}")
+        err_console.print(styled("[green]✓[/] {}", started[-1]))
     return info
 
 
 def _print_summary(info: DemoInfo) -> None:
-    console.print(f"[green]demo workspace ready:[/] {info.workspace}")
+    console.print(styled("[green]demo workspace ready:[/] {}", info.workspace))
     console.print(
-        f"version {info.version} is [bold]{info.state.replace('_', ' ')}[/]: submitted by "
-        f"{info.submitter}, approved by {', '.join(info.approved_by) or '-'}; "
-        f"{info.ledger_entries} ledger entries, verified"
+        styled(
+            "version {} is [bold]{}[/]: submitted by {}, approved by {}; "
+            "{} ledger entries, verified",
+            info.version,
+            info.state.replace("_", " "),
+            info.submitter,
+            ", ".join(info.approved_by) or "-",
+            info.ledger_entries,
+        )
     )
     console.print("still needed: " + "; ".join(info.missing))
     table = Table(title="Keys: keys/<id>.key in the workspace; passphrases for this demo ONLY")

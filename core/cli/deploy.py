@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from core.cli._output import console, err_console, print_json
+from core.cli._output import console, err_console, print_json, styled
 from core.cli.decide import build_engine
 from core.cli.workspace import open_workspace, workspace_option
 
@@ -38,11 +38,18 @@ def register(app: typer.Typer) -> None:
             print_json(outcome.to_dict())
         elif outcome.blocked:
             blocking = ", ".join(outcome.gates.get("blocking_gates", []))
-            console.print(f"[red]blocked by gates[/]: {blocking}; nothing pushed or recorded")
+            console.print(
+                styled("[red]blocked by gates[/]: {}; nothing pushed or recorded", blocking)
+            )
         else:
             console.print(
-                f"[green]deployed {outcome.version}[/] to {engine.registry.location}; "
-                f"ledger entries {[e.seq for e in outcome.entries]}; awaiting decisions "
-                f"from council and stewards {', '.join(outcome.concerned_stewards) or '-'}"
+                styled(
+                    "[green]deployed {}[/] to {}; ledger entries {}; awaiting decisions "
+                    "from council and stewards {}",
+                    outcome.version,
+                    engine.registry.location,
+                    [e.seq for e in outcome.entries],
+                    ", ".join(outcome.concerned_stewards) or "-",
+                )
             )
         raise typer.Exit(1 if outcome.blocked else 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from core.cli._output import console, err_console, print_json
+from core.cli._output import console, err_console, print_json, styled
 from core.errors import DescribeError
 
 # Runs the kfm console entry point in a fresh interpreter (same as the installed `kfm` script).
@@ -67,11 +67,11 @@ def register(app: typer.Typer) -> None:
             for path in paths:
                 console.print(f"wrote {path}")
             for finding in findings:
-                console.print(f"[red]FAIL[/] {finding}")
+                console.print(styled("[red]FAIL[/] {}", finding))
             console.print(
-                "[green]describe checks passed[/]"
+                styled("[green]describe checks passed[/]")
                 if not findings
-                else f"[red]{len(findings)} describe check(s) failed[/]"
+                else styled("[red]{} describe check(s) failed[/]", len(findings))
             )
         raise typer.Exit(0 if not findings else 1)
 
@@ -93,12 +93,14 @@ def register(app: typer.Typer) -> None:
                 _describe_in_fresh_process(directory, out, extra, hash_seed=seed)
             differing = compare_trees(outs[0], outs[1])
             for name in differing:
-                console.print(f"[red]differs:[/] {name}")
+                console.print(styled("[red]differs:[/] {}", name))
             if differing:
-                console.print(f"[red]rebuild is not byte-identical ({len(differing)} file(s))[/]")
+                console.print(
+                    styled("[red]rebuild is not byte-identical ({} file(s))[/]", len(differing))
+                )
                 raise typer.Exit(1)
             count = len([p for p in outs[0].rglob("*") if p.is_file()])
-            console.print(f"[green]rebuild is byte-identical[/] ({count} files)")
+            console.print(styled("[green]rebuild is byte-identical[/] ({} files)", count))
 
 
 def _describe_in_fresh_process(

@@ -15,9 +15,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from core.cli._output import console, err_console, print_json
+from core.cli._output import console, err_console, print_json, styled
 
-STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "error": "[bold red]ERROR[/]"}
+STATUS_STYLE = {
+    "pass": styled("[green]pass[/]"),
+    "fail": styled("[red]FAIL[/]"),
+    "error": styled("[bold red]ERROR[/]"),
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -110,13 +114,19 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             if report.passed:
                 console.print(
-                    f"[green]all {len(report.results)} gates pass: promotable[/] (report: {target})"
+                    styled(
+                        "[green]all {} gates pass: promotable[/] (report: {})",
+                        len(report.results),
+                        target,
+                    )
                 )
             else:
-                console.print(f"[red]promotion blocked by {len(report.blocking)} gate(s):[/]")
+                console.print(
+                    styled("[red]promotion blocked by {} gate(s):[/]", len(report.blocking))
+                )
                 for r in report.blocking:
                     for line in r.failures:
-                        console.print(f"  [red]{r.id}[/] ({r.status}): {line}")
+                        console.print(styled("  [red]{}[/] ({}): {}", r.id, r.status, line))
                 console.print(f"report: {target}")
         raise typer.Exit(0 if report.passed else 1)
 

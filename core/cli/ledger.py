@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.cli.workspace import open_workspace, pipeline_passphrase, workspace_option
 from core.decisions.anchors import (
     AnchorReport,
@@ -85,7 +84,7 @@ def print_anchors(ws: Workspace, report: AnchorReport) -> None:
         markup=False,
     )
     for warning in report.warnings:
-        console.print(f"[yellow]warning[/]: {escape(warning)}")
+        console.print(styled("[yellow]warning[/]: {}", warning))
 
 
 def register(app: typer.Typer) -> None:
@@ -131,17 +130,21 @@ def register(app: typer.Typer) -> None:
         elif report.broken is not None:
             b = report.broken
             console.print(
-                f"[red]ledger broken at entry {b.seq}[/] (field {escape(b.field)}): "
-                f"{escape(b.message)}"
+                styled(
+                    "[red]ledger broken at entry {}[/] (field {}): {}", b.seq, b.field, b.message
+                )
             )
             console.print(f"{report.checked} entries before it verified")
         elif refusal is not None:
-            console.print(f"[red]ledger refused[/]: {escape(refusal.diagnostics())}")
+            console.print(styled("[red]ledger refused[/]: {}", refusal.diagnostics()))
         elif anchored is not None:
             console.print(
-                f"[green]ledger verified[/]: {report.entries} entries, chain intact, "
-                "every signature and role valid, consistent with the newest checkpoint and "
-                "with what this client saw before"
+                styled(
+                    "[green]ledger verified[/]: {} entries, chain intact, every signature and "
+                    "role valid, consistent with the newest checkpoint and with what this client "
+                    "saw before",
+                    report.entries,
+                )
             )
             print_anchors(ws, anchored)
         raise typer.Exit(0 if ok else 1)
@@ -183,7 +186,7 @@ def register(app: typer.Typer) -> None:
             markup=False,
         )
         for warning in anchored.warnings:
-            console.print(f"[yellow]warning[/]: {escape(warning)}")
+            console.print(styled("[yellow]warning[/]: {}", warning))
 
     @group.command("show")
     def show(

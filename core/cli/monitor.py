@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.cli.decide import build_engine
 from core.cli.workspace import open_workspace, workspace_option
 from core.monitoring.otel import TelemetryConfig
@@ -27,9 +27,15 @@ class _RunByDefault(TyperGroup):
 def print_run(row: dict[str, Any]) -> None:
     """One run: a header line, per-feature drift, and the verdict."""
     console.print(
-        f"[bold]{row['run_id']}[/] on {row['batch']}: {row['n_predictions']} predictions, "
-        f"{row['energy_kwh']:.3g} kWh, {row['emissions_kg_co2e'] * 1000:.3g} g CO2e "
-        f"({row['telemetry_method']})"
+        styled(
+            "[bold]{}[/] on {}: {} predictions, {} kWh, {} g CO2e ({})",
+            row["run_id"],
+            row["batch"],
+            row["n_predictions"],
+            f"{row['energy_kwh']:.3g}",
+            f"{row['emissions_kg_co2e'] * 1000:.3g}",
+            row["telemetry_method"],
+        )
     )
     table = Table(show_header=True, box=None, padding=(0, 2))
     for column in ("feature", "PSI", "KS", "Wasserstein / std"):
@@ -43,7 +49,7 @@ def print_run(row: dict[str, Any]) -> None:
         )
     console.print(table)
     colour = "red" if row["breaches"] else "green"
-    console.print(f"[{colour}]{'; '.join(row['breaches']) or 'within bounds'}[/]")
+    console.print(styled(f"[{colour}]{{}}[/]", "; ".join(row["breaches"]) or "within bounds"))
 
 
 def register(app: typer.Typer) -> None:
@@ -89,7 +95,9 @@ def register(app: typer.Typer) -> None:
             return
         print_run(outcome.run.summary())
         colour = "red" if outcome.rollback else "green"
-        console.print(f"[{colour}]{outcome.note}[/] (ledger entry {outcome.ledger_seq})")
+        console.print(
+            styled(f"[{colour}]{{}}[/] (ledger entry {{}})", outcome.note, outcome.ledger_seq)
+        )
 
     @group.command("history")
     def history(

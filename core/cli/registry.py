@@ -1,4 +1,8 @@
-"""``kfm registry list|show|verify|fsck`` on the workspace's registry."""
+"""``kfm registry list|show|verify|fsck`` on the workspace's registry.
+
+Every record shown or checked is verified against the pipeline key of the workspace's trusted
+roster first (:class:`core.registry.versions.Registry`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
+from core.cli.decide import build_engine
 from core.cli.workspace import open_workspace, workspace_option
+from core.errors import RegistryError
 
 
 def register(app: typer.Typer) -> None:
@@ -36,17 +42,22 @@ def register(app: typer.Typer) -> None:
         workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Show a version's record: submitter, stewards, files and digests."""
+        """Show a version's signed record: submitter, stewards, footprint, files and digests."""
         record = open_workspace(workspace).registry().show(version)
         if as_json:
             data = record.model_dump(mode="json")
             data["subject"] = record.subject.model_dump()
             print_json(data)
             return
-        console.print(f"version {record.version} of {record.name}, pushed {record.pushed_at}")
+        console.print(
+            f"version {record.version} of {record.name} ({record.model_family}), "
+            f"pushed {record.pushed_at}; record signed by the pipeline key"
+        )
         console.print(
             f"submitter {record.submitter}; stewards {', '.join(record.concerned_stewards) or '-'}"
         )
+        west, south, east, north = record.footprint
+        console.print(f"footprint [{west:g}, {south:g}, {east:g}, {north:g}] (validation grid)")
         table = Table()
         for column in ("file", "bytes", "sha256"):
             table.add_column(column, overflow="fold")
@@ -60,7 +71,7 @@ def register(app: typer.Typer) -> None:
         workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Re-hash every stored file against the version record; exit 1 on any difference."""
+        """Verify the record's signature and re-hash every stored file; exit 1 on any problem."""
         report = open_workspace(workspace).registry().verify(version)
         if as_json:
             print_json(
@@ -73,29 +84,87 @@ def register(app: typer.Typer) -> None:
             )
         else:
             for problem in report.problems:
-                console.print(f"[red]FAIL[/] {problem}")
+                console.print(styled("[red]FAIL[/] {}", problem))
             if report.ok:
-                console.print(f"[green]{version}: {report.checked} files verified[/]")
+                console.print(styled("[green]{}: {} files verified[/]", version, report.checked))
         raise typer.Exit(0 if report.ok else 1)
 
     @group.command("fsck")
     def fsck(
         workspace: Path | None = workspace_option(),
         dry_run: bool = typer.Option(False, "--dry-run", help="Report without removing."),
+        register_missing: bool = typer.Option(
+            False,
+            "--register",
+            help="Append the ledger records of versions a cut-off deploy left unregistered "
+            "(needs the pipeline key's passphrase).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Remove files of uncommitted (interrupted) pushes; report damaged versions."""
-        report = open_workspace(workspace).registry().fsck(dry_run=dry_run)
+        """Remove files of uncommitted (interrupted) pushes; report damaged or unsigned versions
+        and versions no ledger record registers.
+
+        Exit 1 when a committed version is damaged, its record does not verify, or it is not
+        registered in the ledger (after --register: not registered still)."""
+        # lazy: the pipeline loads the gates and describe stages (CLI start-up time)
+        from core.pipeline import complete_registration, unregistered_versions
+
+        if dry_run and register_missing:
+            raise RegistryError(
+                "--dry-run changes nothing; --register appends ledger records",
+                field="--dry-run/--register",
+                expected="one of them",
+                found="both",
+            )
+        ws = open_workspace(workspace)
+        registry = ws.registry()
+        report = registry.fsck(dry_run=dry_run)
+        ledger = ws.ledger()
+        try:
+            unregistered = unregistered_versions(registry, ledger.entries())
+        finally:
+            ledger.close()
+        healed: list[str] = []
+        if register_missing and unregistered:
+            with build_engine(ws, with_pipeline=True) as engine:
+                for version in unregistered:
+                    complete_registration(engine, version)
+                    healed.append(version)
+        still = [v for v in unregistered if v not in healed]
         if as_json:
-            print_json(report.model_dump(mode="json"))
+            print_json(
+                {
+                    **report.model_dump(mode="json"),
+                    "unregistered": still,
+                    "registered_now": healed,
+                }
+            )
         else:
             verb = "would remove" if dry_run else "removed"
             console.print(
                 f"uncommitted leftovers: {', '.join(report.leftovers) or 'none'} "
                 f"({verb} {report.removed_objects} objects)"
             )
+            console.print(
+                f"temporary files of cut-off writes: {len(report.temporary_files)} ({verb} them)"
+            )
             for version in report.damaged:
-                console.print(f"[red]damaged[/] {version}: files missing")
-        raise typer.Exit(0 if not report.damaged else 1)
+                console.print(styled("[red]damaged[/] {}: files missing", version))
+            for problem in report.unverified:
+                console.print(styled("[red]record does not verify[/] {}", problem))
+            for version in healed:
+                console.print(
+                    styled("[green]registered[/] {}: ledger records of its cut-off deploy", version)
+                )
+            for version in still:
+                console.print(
+                    styled(
+                        "[red]not registered in the ledger[/] {}: a deploy cut off after its push, "
+                        "or a truncated ledger; `kfm registry fsck --register` completes a cut-off "
+                        "deploy",
+                        version,
+                    )
+                )
+        raise typer.Exit(0 if not (report.damaged or report.unverified or still) else 1)
 
     app.add_typer(group, name="registry")

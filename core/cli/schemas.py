@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from core.candidate.schemas import EXPORT_DIR, export_schemas, stale_schemas
-from core.cli._output import console
+from core.cli._output import console, styled
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         """Exit 1 when the folder differs from what export would write."""
         stale = stale_schemas(directory)
         if stale:
-            console.print(f"[red]stale schemas:[/] {', '.join(stale)} (run 'kfm schemas export')")
+            console.print(
+                styled("[red]stale schemas:[/] {} (run 'kfm schemas export')", ", ".join(stale))
+            )
             raise typer.Exit(1)
         console.print("schemas are current")
 

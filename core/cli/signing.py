@@ -6,13 +6,15 @@ default relative to the current directory; nothing is read from globals.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
+from core.cli.workspace import open_workspace, workspace_option
 from core.decisions.roster import (
     DEFAULT_ROSTER_PATH,
     ROLES,
@@ -24,8 +26,11 @@ from core.decisions.roster import (
     revoke_reviewer,
     sign_roster,
 )
-from core.errors import KeyError_, RosterError
-from core.signing.bundle import check_model, sign_model, sign_model_sigstore
+from core.errors import KeyError_, RosterError, VerificationError
+from core.registry.audit import audit_version
+from core.registry.stores import LocalStore
+from core.registry.versions import Registry
+from core.signing.bundle import VerificationReport, check_model, sign_model, sign_model_sigstore
 from core.signing.keys import (
     KeySigner,
     generate_key_pair,
@@ -83,6 +88,57 @@ def _roster_table(trusted: TrustedRoster) -> Table:
     return table
 
 
+def _registry_version_dir(path: Path) -> tuple[Path, str] | None:
+    """``(store root, version)`` when ``path`` is ``<store>/climate/models/<version>``."""
+    folder = path.parent if path.is_file() else path
+    models = folder.parent
+    index = models.parent / "index" / f"{folder.name}.json"
+    if models.name == "models" and models.parent.name == "climate" and index.is_file():
+        return models.parent.parent, folder.name
+    return None
+
+
+def _verify_report(
+    path: Path | None, version: str | None, key: Path | None, workspace: Path | None
+) -> VerificationReport:
+    """What ``kfm verify`` checks, once the user has said which key to trust."""
+    if (path is None) == (version is None):
+        raise VerificationError(
+            "give a signed directory or --version, not both",
+            field="PATH / --version",
+            expected="exactly one",
+            found="both" if path is not None else "neither",
+        )
+    explicit_workspace = workspace is not None or bool(os.environ.get("KFM_WORKSPACE"))
+    if key is None and not explicit_workspace:
+        raise VerificationError(
+            "no trusted key: a signature by any key would verify",
+            field="--key / --workspace",
+            expected="--key PUB (the signer's public key), or --workspace DIR (or "
+            "KFM_WORKSPACE) to trust that workspace roster's pipeline key",
+            found="neither",
+            hint="a model re-signed with a stranger's key carries a valid signature: only the "
+            "key you trust tells the two apart",
+        )
+    ws = open_workspace(workspace) if (explicit_workspace or version is not None) else None
+    trusted = load_public_key(key) if key is not None else None
+    if version is not None:
+        assert ws is not None
+        registry = ws.registry()
+        if trusted is not None:
+            registry = Registry(registry.store, pipeline_key=trusted)
+        return audit_version(registry, version)
+    assert path is not None
+    if trusted is None:
+        assert ws is not None
+        trusted = ws.pipeline_public_key()
+    stored = _registry_version_dir(path)
+    if stored is not None:
+        root, name = stored
+        return audit_version(Registry(LocalStore(root), pipeline_key=trusted), name)
+    return check_model(path, public_key=trusted)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sign")
     def sign(
@@ -125,30 +181,47 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify")
     def verify(
-        path: Path = typer.Argument(..., help="Signed directory, or its model.sig."),
-        key: Path | None = typer.Option(
-            None, "--key", help="Public key (PEM); without it the signature is not checked."
+        path: Path | None = typer.Argument(
+            None, help="Signed directory or its model.sig (a candidate, or a registry version)."
         ),
+        version: str | None = typer.Option(
+            None, "--version", help="A version of the workspace's registry instead of PATH."
+        ),
+        key: Path | None = typer.Option(
+            None, "--key", help="Trust this public key (PEM) for the signatures."
+        ),
+        workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Check every digest, the file list and the signature; exit 0 if all hold, 1 if not."""
-        public_key = load_public_key(key) if key else None
-        report = check_model(path, public_key=public_key)
+        """Check every digest, the file list and the signature; exit 0 if all hold, 1 if not.
+
+        A signature proves something only against a key you trust: give --key PUB, or
+        --workspace DIR (or KFM_WORKSPACE) to trust that workspace roster's pipeline key. A
+        registry version (--version V, or PATH inside a local registry) is checked whole: its
+        signed record, every stored file, and model.sig over the candidate's files.
+        """
+        report = _verify_report(path, version, key, workspace)
         if as_json:
             print_json(report.to_dict())
         else:
-            table = Table(title=f"verify {path}")
+            table = Table(title=f"verify {report.path}")
             for column in ("check", "state", "file", "detail"):
                 table.add_column(column, overflow="fold")
-            styles = {"ok": "[green]ok[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}
+            styles = {
+                "ok": styled("[green]ok[/]"),
+                "failed": styled("[red]FAIL[/]"),
+                "skipped": styled("[yellow]skip[/]"),
+            }
             for c in report.checks:
                 table.add_row(c.name, styles[c.status], c.file, c.detail)
             console.print(table)
             console.print(
-                "[green]verified[/]"
+                styled("[green]verified[/]")
                 if report.ok
-                else "[red]verification failed[/]: "
-                + ", ".join(sorted({f"{c.name} ({c.file})" for c in report.failures}))
+                else styled(
+                    "[red]verification failed[/]: {}",
+                    ", ".join(sorted({f"{c.name} ({c.file})" for c in report.failures})),
+                )
             )
         raise typer.Exit(0 if report.ok else 1)
 
@@ -281,8 +354,11 @@ def register(app: typer.Typer) -> None:
             )
             return
         console.print(
-            f"[green]roster verified[/]: {len(trusted.roster.reviewers)} reviewers, "
-            f"signed by root key {trusted.root_fingerprint}"
+            styled(
+                "[green]roster verified[/]: {} reviewers, signed by root key {}",
+                len(trusted.roster.reviewers),
+                trusted.root_fingerprint,
+            )
         )
 
     @roster.command("show")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.policy import DEFAULT_POLICY_PATH, ScreeningPolicy, load_policy
 from core.sovereignty.regions import load_regions
 from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG
@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
             )
             if conflict_path is not None:
                 console.print(
-                    f"[red]sovereignty conflicts:[/] {len(conflicts)}, see {conflict_path}"
+                    styled(
+                        "[red]sovereignty conflicts:[/] {}, see {}", len(conflicts), conflict_path
+                    )
                 )
         raise typer.Exit(1 if conflicts else 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.cli.workspace import resolve, trust_store, workspace_option
 from core.decisions.trust import ROOT_FINGERPRINT_ENV, check_fingerprint
 from core.errors import KfmError
@@ -66,11 +66,16 @@ def register(app: typer.Typer) -> None:
             console.print(f"  (replaces the earlier pin {previous})", markup=False)
         if found is not None and found != fingerprint:
             console.print(
-                f"[yellow]warning[/]: the workspace's keys/root.pub has fingerprint {found}: "
-                "commands will refuse it until it is the pinned key"
+                styled(
+                    "[yellow]warning[/]: the workspace's keys/root.pub has fingerprint {}: "
+                    "commands will refuse it until it is the pinned key",
+                    found,
+                )
             )
         if trust.env_fingerprint not in (None, fingerprint):
-            console.print(f"[yellow]note[/]: ${ROOT_FINGERPRINT_ENV} is set and overrides this pin")
+            console.print(
+                styled("[yellow]note[/]: ${} is set and overrides this pin", ROOT_FINGERPRINT_ENV)
+            )
 
     @group.command("show")
     def show(

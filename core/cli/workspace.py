@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from core.cli._output import console, print_json
+from core.cli._output import console, print_json, styled
 from core.decisions.trust import ROOT_FINGERPRINT_ENV, TrustStore
 from core.errors import KeyError_
 from core.signing.keys import passphrase_from_env
@@ -117,8 +117,11 @@ def register(app: typer.Typer) -> None:
         console.print(f"  root key {fingerprint} pinned in {trust.trust_file}", markup=False)
         if trust.env_fingerprint is not None and trust.env_fingerprint != fingerprint:
             console.print(
-                f"[yellow]note[/]: ${ROOT_FINGERPRINT_ENV} is set to another fingerprint and "
-                "overrides this pin: unset it to use this workspace"
+                styled(
+                    "[yellow]note[/]: ${} is set to another fingerprint and "
+                    "overrides this pin: unset it to use this workspace",
+                    ROOT_FINGERPRINT_ENV,
+                )
             )
         console.print("add reviewers from inside the workspace, then re-sign the roster:")
         console.print(

@@ -205,7 +205,7 @@ class DecisionEngine:
                     after,
                     version,
                     trigger,
-                    f"{record.kind} by {record.actor}: {record.reason}",
+                    f"{record.kind} by {record.actor}: {_quote(record.reason)}",
                     now,
                     {},
                     None,
@@ -260,9 +260,19 @@ class DecisionEngine:
         )
 
     def register(
-        self, record: VersionRecord, *, gates_json: bytes, reason: str = "pushed by kfm deploy"
+        self,
+        record: VersionRecord,
+        *,
+        gates_json: bytes,
+        reason: str = "pushed by kfm deploy",
+        **facts: Any,
     ) -> list[LedgerEntry]:
-        """Append the pipeline's ``gates-attested`` and ``registered`` records for ``record``."""
+        """Append the pipeline's ``gates-attested`` and ``registered`` records for ``record``.
+
+        ``facts`` are the version's facts as :func:`core.pipeline.register_version` passes them
+        (``submitter``, ``concerned_stewards``, ``model_family``, ``footprint``); they are the
+        signed registry record's, and not yet written into the ledger record.
+        """
         self._records[record.version] = record
         now = self._clock()
         gates = EvidenceRef(name="gates.json", sha256=hashlib.sha256(gates_json).hexdigest())
@@ -425,6 +435,11 @@ def _refuse_copy(entries: Sequence[LedgerEntry], version: str, digest: str) -> N
                 expected="a new record",
                 found=f"a copy of entry {entry.seq}",
             )
+
+
+def _quote(reason: str, limit: int = 200) -> str:
+    """A reviewer's reason quoted in a pipeline record: short, the full text is in its own record."""
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def _json_bytes(data: Any) -> bytes:

@@ -71,6 +71,10 @@ from core.signing.keys import KeySigner
 DECISION_PREDICATE_TYPE = "https://kfm.example/decision/v1"
 IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+MAX_REASON_CHARS = 4000
+"""Longest reason a record may carry (about a page of text): a reason is read by people in the
+ledger, the dashboard and ``kfm status``, and every reader re-verifies it, so a 20 MB reason
+would be a denial of service, not an explanation."""
 
 DecisionKind = Literal[
     "approve",
@@ -117,7 +121,7 @@ class DecisionRecord(BaseModel):
     kind: DecisionKind
     actor: str = Field(min_length=1, description="Roster id of whoever decided")
     role: Role = Field(description="The role the actor acts in; the roster must grant it")
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
     time: datetime = Field(description="When the decision was taken (timezone-aware)")
     subject: ModelSubject
     version: str = Field(min_length=1, description="Registry version of the model")

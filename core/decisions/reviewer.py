@@ -30,7 +30,13 @@ from typing import Any
 
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import LedgerEntry
-from core.decisions.records import DecisionRecord, EvidenceRef, envelope_to_dict, sign_decision
+from core.decisions.records import (
+    MAX_REASON_CHARS,
+    DecisionRecord,
+    EvidenceRef,
+    envelope_to_dict,
+    sign_decision,
+)
 from core.decisions.state import PRODUCTION
 from core.errors import AuthorizationError
 from core.policy import DecisionPolicy
@@ -68,12 +74,25 @@ def decision_envelope(
 
 
 def check_reason(reason: str, *, field: str = "reason") -> str:
-    """The reason without surrounding blanks; a blank reason is refused (``field`` names it)."""
-    if not reason.strip():
+    """The reason without surrounding blanks; a blank or too long reason is refused.
+
+    ``field`` names where it came from (``--reason``); the limit is
+    :data:`core.decisions.records.MAX_REASON_CHARS` characters.
+    """
+    text = reason.strip()
+    if not text:
         raise AuthorizationError(
             "a decision needs a reason", field=field, expected="text", found=repr(reason)
         )
-    return reason.strip()
+    if len(text) > MAX_REASON_CHARS:
+        raise AuthorizationError(
+            "reason is too long",
+            field=field,
+            expected=f"at most {MAX_REASON_CHARS} characters",
+            found=f"{len(text)} characters",
+            hint="keep the reason to what a reviewer should read; link longer evidence",
+        )
+    return text
 
 
 def decision_evidence(record: VersionRecord, names: Sequence[str]) -> tuple[EvidenceRef, ...]:

@@ -57,6 +57,7 @@ ROSTER_PAYLOAD_TYPE = "application/vnd.kfm.roster+json"
 ROSTER_FORMAT_VERSION: Literal[1] = 1
 DEFAULT_ROSTER_PATH = Path("governance") / "roster.json"
 SIGNATURE_SUFFIX = ".sig"
+MAX_NAME_CHARS = 200  # a display name, shown in tables and beside every decision
 
 
 def default_signature_path(roster_path: Path) -> Path:
@@ -70,7 +71,7 @@ class RosterEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     roles: tuple[Role, ...] = Field(min_length=1)
     public_key: str = Field(description="SubjectPublicKeyInfo PEM of an EC P-256 key")
     valid_from: datetime

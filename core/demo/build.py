@@ -314,8 +314,8 @@ def _build(
     )
 
     say(DEMO_STEPS[2])
-    footprint = load_candidate(candidate_dir).metadata.training_domain.bbox
-    regions = touched_regions(footprint, load_regions(ws.regions_path))
+    footprint = load_candidate(candidate_dir).footprint  # computed from the validation grid
+    regions = touched_regions(footprint, load_regions(ws.regions_path), ws.policy().screening)
     stewards = sorted({(r.properties.steward_id, r.properties.nation) for r in regions})
     if not stewards:
         raise DemoError(

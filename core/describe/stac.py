@@ -89,8 +89,8 @@ def build_item(
     md = candidate.metadata
     item = pystac.Item(
         id=f"{md.name}-{md.version}",
-        geometry=_geometry(md.training_domain.bbox),
-        bbox=list(md.training_domain.bbox),
+        geometry=_geometry(candidate.footprint),  # from the validation grid, not declared
+        bbox=list(candidate.footprint),
         datetime=None,
         start_datetime=md.training_domain.time_start,
         end_datetime=md.training_domain.time_end,

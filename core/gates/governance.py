@@ -65,7 +65,12 @@ class CulturalSafetyGate(Gate):
 
 
 class SovereigntyGate(Gate):
-    """The model's footprint must not touch a steward region without that steward's consent."""
+    """The model's footprint must not touch a steward region without that steward's consent.
+
+    The footprint is the one computed from the validation grid (never the declared bbox), and a
+    region is touched when the footprint overlaps its land or its withheld buffer
+    (:func:`core.sovereignty.care.touched_regions`).
+    """
 
     id = "sovereignty"
     title = "Indigenous data sovereignty constraints"
@@ -76,10 +81,11 @@ class SovereigntyGate(Gate):
         from shapely.geometry import box
 
         meta = ctx.candidate.metadata
-        west, south, east, north = meta.training_domain.bbox
+        west, south, east, north = ctx.candidate.footprint
         footprint = box(west, south, east, north)
         evidence: dict[str, Any] = {
             "footprint_bbox": [west, south, east, north],
+            "footprint_source": f"cell bounds of {meta.validation_data}",
             "model_family": meta.model_family,
         }
         if ctx.regions is None:
@@ -101,8 +107,9 @@ class SovereigntyGate(Gate):
             )
         from core.sovereignty.care import find_conflicts, touched_regions
 
-        conflicts = find_conflicts(footprint, ctx.regions, meta.model_family)
-        touched = sorted(r.region_id for r in touched_regions(footprint, ctx.regions))
+        screening = ctx.policy.screening
+        conflicts = find_conflicts(footprint, ctx.regions, meta.model_family, screening=screening)
+        touched = sorted(r.region_id for r in touched_regions(footprint, ctx.regions, screening))
         evidence |= {
             "regions": len(ctx.regions),
             "regions_file": Path(ctx.regions.source).name,

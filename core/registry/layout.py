@@ -4,7 +4,8 @@ Keys inside the store (a local directory, or ``s3://bucket/prefix`` for scale)::
 
     climate/registry.json                        what this store is (format, layout)
     climate/models/<version>/<file>              the version's files, each created once
-    climate/index/<version>.json                 the commit marker = the registry manifest entry
+    climate/index/<version>.json                 the commit marker = the registry manifest entry,
+                                                 signed by the pipeline key (format 2)
     climate/rollbacks/<id>/<file>                rollback reports
     climate/monitoring/<version>/<run id>/<file> monitoring runs (``run.json`` last)
     climate/checkpoints/<seq:012d>.json          signed ledger checkpoints (create-once)
@@ -23,12 +24,19 @@ lays them out in a folder; :meth:`core.registry.versions.Registry.push` stores t
 ``kfm ci --version`` work from a registry version alone; ``provenance/`` is the candidate's own
 training record. The signing and describe names are the names those stages write
 (:mod:`core.signing.bundle`, :mod:`core.describe.stac`); a test keeps them equal. This module
-imports nothing, so every stage and the command line can name the layout without its cost.
+imports nothing at run time, so every stage and the command line can name the layout without
+its cost.
 """
 
 from __future__ import annotations
 
-REGISTRY_FORMAT = 1
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+REGISTRY_FORMAT: Literal[2] = 2
+"""2: index entries are DSSE envelopes signed by the pipeline key (:mod:`core.registry.records`)."""
 PREFIX = "climate"
 MODELS = f"{PREFIX}/models"
 INDEX = f"{PREFIX}/index"
@@ -94,7 +102,7 @@ def layout_summary() -> dict[str, str]:
     files = (*REQUIRED_FILES, *OPTIONAL_FILES, *(f"{d}/*" for d in OPTIONAL_DIRS))
     return {
         "models": f"{MODELS}/<version>/" + "{" + ", ".join(files) + "}",
-        "index": f"{INDEX}/<version>.json (commit marker, written last)",
+        "index": f"{INDEX}/<version>.json (commit marker, written last, signed)",
         "rollbacks": f"{ROLLBACKS}/<id>/",
         "checkpoints": f"{CHECKPOINTS}/<seq>.json (signed ledger checkpoints)",
     }

@@ -5,8 +5,12 @@ read, create-once, overwrite, list a prefix, delete, and ask whether a key exist
 is the one that matters: it must be atomic (a reader never sees half an object) and exclusive
 (it fails when the key exists), because the registry's commit marker is written with it.
 
-- :class:`LocalStore` — a directory. Create-once writes a temporary file and hard-links it into
-  place (``link`` fails when the target exists, and the target appears complete or not at all).
+- :class:`LocalStore` — a directory. Create-once writes a temporary file in the store's
+  ``.tmp/`` folder and hard-links it into place (``link`` fails when the target exists, and the
+  target appears complete or not at all). Temporary files never sit beside objects, so a write
+  cut off by a kill leaves nothing inside a version; :meth:`LocalStore.sweep_temporary` (run by
+  ``kfm registry fsck``) removes what such a write left in ``.tmp/``, and the ``.tmp-*`` files
+  older releases wrote beside their targets.
 - :class:`FsspecStore` — any fsspec URL; for ``s3://`` it uses s3fs's conditional put
   (``If-None-Match: *``), so two writers racing on one key cannot both win.
 - :class:`core.testing.MemoryStore` — a dict, for tests and the dashboard's fakes.
@@ -74,6 +78,12 @@ def _check_key(key: str) -> str:
     return key
 
 
+TEMP_DIR = ".tmp"
+"""Folder of a local store's in-flight writes (on the store's file system, so links work)."""
+LEGACY_TEMP_PREFIX = ".tmp-"
+"""Temporary files of older releases, written beside their target."""
+
+
 class LocalStore:
     """A directory on this machine."""
 
@@ -82,7 +92,14 @@ class LocalStore:
         self.location = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        if _check_key(key).split("/", 1)[0] == TEMP_DIR:
+            raise RegistryError(
+                "invalid object key",
+                field="key",
+                expected=f"a key outside the store's {TEMP_DIR}/ folder",
+                found=key,
+            )
+        return self.root / key
 
     def read(self, key: str) -> bytes:
         try:
@@ -94,7 +111,9 @@ class LocalStore:
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
+        folder = self.root / TEMP_DIR
+        folder.mkdir(exist_ok=True)
+        temp = folder / f"{uuid.uuid4().hex}-{path.name}"
         with open(temp, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -129,11 +148,13 @@ class LocalStore:
         if not base.is_dir():
             return []
         keys: builtins.list[str] = []
-        for directory, _dirs, files in os.walk(base):
+        for directory, dirs, files in os.walk(base):
             rel = Path(directory).relative_to(self.root).as_posix()
+            if rel == ".":
+                dirs[:] = [d for d in dirs if d != TEMP_DIR]  # in-flight writes: never objects
             for name in files:
-                if name.startswith(".tmp-"):
-                    continue  # an in-flight create: never an object
+                if name.startswith(LEGACY_TEMP_PREFIX):
+                    continue  # an older release's in-flight create: never an object
                 keys.append(name if rel == "." else f"{rel}/{name}")
         return sorted(keys)
 
@@ -141,9 +162,35 @@ class LocalStore:
         """Names directly under ``prefix`` (one directory read: the registry's fast path)."""
         base = self.root / prefix.strip("/")
         try:
-            return sorted(n for n in os.listdir(base) if not n.startswith(".tmp-"))
+            names = os.listdir(base)
         except FileNotFoundError:
             return []
+        return sorted(n for n in names if not n.startswith((LEGACY_TEMP_PREFIX, TEMP_DIR)))
+
+    def sweep_temporary(self, *, dry_run: bool = False) -> builtins.list[str]:
+        """Temporary files of writes that were cut off (store-relative paths), removed.
+
+        Run it when no write is in progress: an in-flight write looks the same.
+        """
+        found: builtins.list[Path] = []
+        if (self.root / TEMP_DIR).is_dir():
+            found.extend(p for p in (self.root / TEMP_DIR).iterdir() if p.is_file())
+        if self.root.is_dir():
+            for directory, dirs, files in os.walk(self.root):
+                if Path(directory) == self.root:
+                    dirs[:] = [d for d in dirs if d != TEMP_DIR]
+                found.extend(Path(directory) / n for n in files if n.startswith(LEGACY_TEMP_PREFIX))
+        names = sorted(p.relative_to(self.root).as_posix() for p in found)
+        if not dry_run:
+            for path in found:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as error:
+                    raise _os_error(
+                        "cannot delete temporary file", self.location, str(path), error
+                    ) from error
+                self._prune(path.parent)
+        return names
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -154,8 +201,10 @@ class LocalStore:
             path.unlink(missing_ok=True)
         except OSError as error:
             raise _os_error("cannot delete object", self.location, key, error) from error
-        # Remove directories left empty, up to the store root.
-        parent = path.parent
+        self._prune(path.parent)
+
+    def _prune(self, parent: Path) -> None:
+        """Remove directories left empty, up to the store root."""
         while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent

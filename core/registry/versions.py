@@ -9,6 +9,14 @@ S3). Only versions with an index entry exist: a push killed half-way leaves file
 removes. A second push of a committed version is refused; listing is one directory read of
 ``climate/index/``, so it stays cheap at 10,000 versions.
 
+The index entry is the version's record signed by the pipeline key
+(:mod:`core.registry.records`). A :class:`Registry` is built with the pipeline's public key (the
+workspace takes it from the trusted roster) and nothing it returns is unverified:
+:meth:`Registry.show` verifies the signature before returning a record, :meth:`Registry.read_file`
+checks the bytes it returns against the record's SHA-256, and :meth:`Registry.verify` and
+:meth:`Registry.fsck` report a record that does not verify. A push is signed with the pipeline
+key (:class:`core.signing.keys.KeySigner`) matching that public key.
+
 Public API: :class:`Registry` (``push``, ``list``, ``show``, ``verify``, ``fsck``,
 ``read_file``, ``write_rollback``, ``write_checkpoint``/``read_checkpoint``/``checkpoint_seqs``), :class:`VersionRecord`, :class:`VerifyReport`,
 :class:`FsckReport`, :func:`collect_layout`.
@@ -26,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import RegistryError
-from core.jsonio import canonical_json_bytes
 from core.registry.layout import (
     CHECKPOINTS,
     INDEX,
@@ -48,52 +56,22 @@ from core.registry.layout import (
     version_key,
     version_prefix,
 )
+from core.registry.records import (
+    PREDATES_HINT,
+    RecordVerificationError,
+    VersionRecord,
+    read_version_record,
+    version_record_bytes,
+)
 from core.registry.stores import ObjectExists, ObjectStore
-from core.signing.digests import DEFAULT_EXCLUDE, FileDigest, Manifest, ModelSubject
+from core.signing.digests import FileDigest, Manifest
+from core.signing.keys import KeySigner, key_fingerprint
 
 # ASCII digits only: ``\d`` would also match other scripts' digits ('٥'), which pass a check
 # and then fail to order.
 VERSION_PATTERN = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+(?:[.-][0-9A-Za-z.-]+)?")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHECKPOINT_NAME = re.compile(r"[0-9]{12}\.json")
-
-
-class VersionRecord(BaseModel):
-    """What a committed version holds: the registry manifest entry (``climate/index/<v>.json``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: int = REGISTRY_FORMAT
-    version: str
-    name: str = Field(min_length=1, description="Model name (decision subject name)")
-    pushed_at: datetime
-    submitter: str = Field(min_length=1, description="Roster id of who submitted the candidate")
-    concerned_stewards: tuple[str, ...] = Field(
-        default=(), description="Roster ids of stewards whose regions the footprint touches"
-    )
-    manifest: Manifest = Field(description="Every stored file with its SHA-256 and size")
-
-    @property
-    def subject(self) -> ModelSubject:
-        """The decision subject: digests over the stored files except the signature itself."""
-        signed = Manifest(
-            files=tuple(f for f in self.manifest.files if f.name not in DEFAULT_EXCLUDE)
-        )
-        return ModelSubject.from_manifest(self.name, signed)
-
-    def to_json_bytes(self) -> bytes:
-        """Deterministic JSON, as stored."""
-        text = json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-        return text.encode("utf-8")
-
-    @property
-    def digest(self) -> str:
-        """Hex SHA-256 of the record's RFC 8785 JSON (bound into the ``registered`` decision).
-
-        Computed from the record's data, not the stored text, so any JCS implementation can
-        recompute it from the parsed ``climate/index/<version>.json``.
-        """
-        return hashlib.sha256(canonical_json_bytes(self.model_dump(mode="json"))).hexdigest()
 
 
 class VerifyReport(BaseModel):
@@ -118,6 +96,12 @@ class FsckReport(BaseModel):
     leftovers: tuple[str, ...] = ()
     removed_objects: int = 0
     damaged: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = Field(
+        default=(), description="'<version>: <why>' for records the pipeline key did not sign"
+    )
+    temporary_files: tuple[str, ...] = Field(
+        default=(), description="Temporary files of cut-off writes (store-relative), removed"
+    )
 
 
 def version_sort_key(version: str) -> tuple[int, Version | None, str]:
@@ -159,9 +143,13 @@ def check_version(version: str, *, source: str = "version") -> str:
 class Registry:
     """Immutable model versions over an :class:`~core.registry.stores.ObjectStore`."""
 
-    def __init__(self, store: ObjectStore, *, clock: Any = None) -> None:
+    def __init__(
+        self, store: ObjectStore, *, pipeline_key: ec.EllipticCurvePublicKey, clock: Any = None
+    ) -> None:
         self.store = store
+        self.pipeline_key = pipeline_key
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._verified: dict[str, tuple[bytes, VersionRecord]] = {}
 
     @property
     def location(self) -> str:
@@ -180,7 +168,11 @@ class Registry:
         return self.store.exists(index_key(check_version(version)))
 
     def show(self, version: str) -> VersionRecord:
-        """The committed record of ``version``."""
+        """The committed record of ``version``, once its pipeline signature verified.
+
+        :class:`~core.registry.records.RecordVerificationError` (a :class:`RegistryError`) when
+        the record is unsigned, signed by another key, edited, or about another version.
+        """
         key = index_key(check_version(version))
         if not self.store.exists(key):
             raise RegistryError(
@@ -191,20 +183,20 @@ class Registry:
                 found=version,
             )
         raw = self.store.read(key)
-        try:
-            return VersionRecord.model_validate(json.loads(raw))
-        except (ValueError, ValidationError) as error:
-            raise RegistryError(
-                "registry record is malformed",
-                file=f"{self.location}/{key}",
-                expected="a version record",
-                found=str(error).splitlines()[0],
-            ) from error
+        cached = self._verified.get(version)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        record = read_version_record(
+            raw, key=self.pipeline_key, version=version, source=f"{self.location}/{key}"
+        )
+        self._verified[version] = (raw, record)
+        return record
 
     def read_file(self, version: str, name: str) -> bytes:
-        """One file of a committed version."""
+        """One file of a committed version, checked against the SHA-256 its signed record holds."""
         record = self.show(version)
-        if name not in record.manifest.by_name():
+        entry = record.manifest.by_name().get(name)
+        if entry is None:
             raise RegistryError(
                 "no such file in this version",
                 file=version_prefix(version),
@@ -212,11 +204,33 @@ class Registry:
                 expected=[f.name for f in record.manifest.files],
                 found=name,
             )
-        return self.store.read(version_key(version, name))
+        data = self.store.read(version_key(version, name))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry.sha256:
+            raise RegistryError(
+                "stored file does not match the version's signed record",
+                file=f"{self.location}/{version_key(version, name)}",
+                field="sha256",
+                expected=entry.sha256,
+                found=actual,
+                hint="the file was replaced after the push: run `kfm registry verify`",
+            )
+        return data
 
     def verify(self, version: str) -> VerifyReport:
-        """Re-hash every stored file of ``version`` against its record; report each difference."""
-        record = self.show(version)
+        """Verify the record's signature, then re-hash every stored file against it.
+
+        Each difference is a problem; a record that does not verify is the only problem
+        reported (nothing it lists can be trusted).
+        """
+        try:
+            record = self.show(version)
+        except RecordVerificationError as error:
+            return VerifyReport(
+                version=version,
+                checked=0,
+                problems=(f"{index_key(version)}: {error.diagnostics()}",),
+            )
         problems: builtins.list[str] = []
         expected = record.manifest.by_name()
         prefix = version_prefix(version)
@@ -239,16 +253,30 @@ class Registry:
         source: Path,
         *,
         name: str,
+        model_family: str,
         submitter: str,
-        concerned_stewards: Sequence[str] = (),
+        concerned_stewards: Sequence[str],
+        footprint: Sequence[float],
+        signer: KeySigner,
     ) -> VersionRecord:
-        """Write ``source`` (registry layout) as ``version``, once; the index entry goes last."""
+        """Write ``source`` (registry layout) as ``version``, once; the signed index entry last.
+
+        ``signer`` is the pipeline key: it must be the key this registry trusts.
+        """
         check_version(version)
         for who in (submitter, *concerned_stewards):
             if not ID_PATTERN.match(who):
                 raise RegistryError(
                     "invalid roster id", field="submitter", expected="a roster id", found=who
                 )
+        trusted = key_fingerprint(self.pipeline_key)
+        if signer.fingerprint != trusted:
+            raise RegistryError(
+                "push signed with a key this registry does not trust",
+                field="signer",
+                expected=f"the pipeline key {trusted}",
+                found=f"key '{signer.key_id}' {signer.fingerprint}",
+            )
         files = collect_layout(Path(source))
         if self.exists(version):
             raise RegistryError(
@@ -287,13 +315,15 @@ class Registry:
         record = VersionRecord(
             version=version,
             name=name,
+            model_family=model_family,
             pushed_at=self._clock(),
             submitter=submitter,
             concerned_stewards=tuple(sorted(set(concerned_stewards))),
+            footprint=tuple(float(v) for v in footprint),  # type: ignore[arg-type]  # 4 checked
             manifest=Manifest(files=tuple(digests)),
         )
         try:
-            self.store.create(index_key(version), record.to_json_bytes())
+            self.store.create(index_key(version), version_record_bytes(record, signer))
         except ObjectExists as error:
             raise RegistryError(
                 "version was committed by another push meanwhile",
@@ -307,8 +337,11 @@ class Registry:
     def fsck(self, *, dry_run: bool = False) -> FsckReport:
         """Find (and remove) files of uncommitted versions; report committed versions damaged.
 
-        Run it when no push is in progress: an in-flight push looks like a leftover.
+        Run it when no push is in progress: an in-flight push looks like a leftover. Temporary
+        files of writes that were cut off are removed first (stores that keep them: local).
         """
+        sweep = getattr(self.store, "sweep_temporary", None)
+        temporary = tuple(sweep(dry_run=dry_run)) if sweep else ()
         lister = getattr(self.store, "list_names", None)
         if lister:
             prefixes = lister(MODELS)
@@ -327,16 +360,23 @@ class Registry:
                 if not dry_run:
                     self.store.delete(key)
                 removed += 1
-        damaged = []
+        damaged, unverified = [], []
         for version in sorted(committed, key=version_sort_key):
+            try:
+                record = self.show(version)
+            except RecordVerificationError as error:
+                unverified.append(f"{version}: {error.message}")
+                continue
             stored = set(self.store.list(version_prefix(version)))
-            expected = {version_key(version, f.name) for f in self.show(version).manifest.files}
+            expected = {version_key(version, f.name) for f in record.manifest.files}
             if not expected <= stored:
                 damaged.append(version)
         return FsckReport(
             leftovers=tuple(leftovers),
             removed_objects=0 if dry_run else removed,
             damaged=tuple(damaged),
+            temporary_files=temporary,
+            unverified=tuple(unverified),
         )
 
     def write_rollback(self, rollback_id: str, files: Mapping[str, bytes]) -> builtins.list[str]:
@@ -414,6 +454,19 @@ class Registry:
 
     def _ensure_registry_manifest(self) -> None:
         if self.store.exists(REGISTRY_MANIFEST):
+            try:
+                found = json.loads(self.store.read(REGISTRY_MANIFEST)).get("format")
+            except (ValueError, AttributeError):
+                found = "unreadable"
+            if found != REGISTRY_FORMAT:
+                raise RegistryError(
+                    "the registry predates signed version records",
+                    file=f"{self.location}/{REGISTRY_MANIFEST}",
+                    field="format",
+                    expected=REGISTRY_FORMAT,
+                    found=found,
+                    hint=PREDATES_HINT,
+                )
             return
         body = {"format": REGISTRY_FORMAT, "layout": layout_summary()}
         text = json.dumps(body, indent=2, sort_keys=True) + "\n"

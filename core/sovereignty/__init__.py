@@ -8,7 +8,12 @@
   each region (generalized cells, suppressed, withheld and buffer), written byte-stable by
   :func:`write_screen_outputs`.
 - :mod:`core.sovereignty.care` — :func:`care_metadata` (the STAC item's CARE block),
-  :func:`touched_regions` and :func:`find_conflicts` (``sovereignty_conflict.json``).
+  :func:`touched_regions` / :func:`concerned_stewards` (regions whose land or withheld buffer a
+  footprint overlaps) and :func:`find_conflicts` (``sovereignty_conflict.json``).
 - :mod:`core.sovereignty.screen` — :func:`screen_candidate`: the candidate's model run over its
-  validation period and screened (used by ``kfm screen``, ``kfm deploy`` and ``kfm ci``).
+  validation period, inside its footprint only, and screened (used by ``kfm screen``,
+  ``kfm deploy`` and ``kfm ci``).
+
+The footprint is always the one computed from the candidate's validation grid
+(:attr:`core.candidate.load.Candidate.footprint`), never a declared box.
 """

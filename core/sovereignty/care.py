@@ -29,26 +29,35 @@ defines the merged block; this is the part the screen supplies, every list sorte
 not be published as is), ``public-generalized`` when any region is screened; when no region is
 concerned the candidate's declared scope stands and ``masking`` is ``none``.
 
-:func:`find_conflicts` lists the regions a model's footprint (the union of its training and
-validation domains) overlaps whose steward has not granted consent for the model family;
-:func:`write_conflict_report` writes them to ``sovereignty_conflict.json``.
+The footprint is the one computed from the candidate's validation grid
+(:attr:`core.candidate.load.Candidate.footprint`), never a box the candidate declares. A region
+**concerns** a model when the footprint overlaps the region grown by the policy's withheld buffer
+(:func:`region_reach`: the region plus ``withheld_buffer_rings`` H3 rings at the coarsest tier's
+resolution, the same rings the screen withholds around withheld land): a model whose outputs
+stop just short of a nation's boundary still publishes next to it, so its steward is asked.
+:func:`touched_regions` lists the concerned regions (sharing only a border does not count);
+:func:`concerned_stewards` their stewards; :func:`find_conflicts` those whose steward has not
+granted consent for the model family; :func:`write_conflict_report` writes them to
+``sovereignty_conflict.json``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import shapely
 from pydantic import BaseModel, ConfigDict
-from shapely.geometry import box, shape
+from shapely.geometry import Polygon, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import SovereigntyError
 from core.policy import ScreeningPolicy
 from core.sovereignty.generalize import MASKING, ScreenResult
+from core.sovereignty.h3grid import cell_ring_lnglat, cells_overlapping, grid_disks
 from core.sovereignty.regions import Region, RegionSet
 
 Footprint: TypeAlias = BaseGeometry | Mapping[str, Any] | Sequence[float]
@@ -93,19 +102,56 @@ def footprint_geometry(footprint: Footprint) -> BaseGeometry:
     return box(*values)
 
 
-def touched_regions(footprint: Footprint, regions: RegionSet) -> list[Region]:
-    """Regions the footprint overlaps (sharing only a border does not count)."""
+def region_reach(region: Region, screening: ScreeningPolicy) -> BaseGeometry:
+    """The region grown by the withheld buffer: its land plus every H3 cell (at the policy's
+    buffer resolution) within ``withheld_buffer_rings`` rings of a cell overlapping it."""
+    return _reach(
+        shapely.to_wkb(region.geometry),
+        screening.buffer_resolution,
+        screening.withheld_buffer_rings,
+    )
+
+
+@lru_cache(maxsize=256)
+def _reach(geometry_wkb: bytes, resolution: int, rings: int) -> BaseGeometry:
+    """:func:`region_reach` of one geometry (cached: a deploy asks several stages for it)."""
+    land = shapely.from_wkb(geometry_wkb)
+    cells = grid_disks(cells_overlapping(mapping(land), resolution).tolist(), rings)
+    outlines = [Polygon(cell_ring_lnglat(int(c))) for c in cells.tolist()]
+    return shapely.union_all([land, *outlines])
+
+
+def touched_regions(
+    footprint: Footprint, regions: RegionSet, screening: ScreeningPolicy
+) -> list[Region]:
+    """Regions whose land or withheld buffer the footprint overlaps (a shared border only does
+    not count), in the region set's order."""
     geometry = footprint_geometry(footprint)
-    return [
-        r for r in regions if geometry.intersects(r.geometry) and not geometry.touches(r.geometry)
-    ]
+    touched = []
+    for region in regions:
+        reach = region_reach(region, screening)
+        if geometry.intersects(reach) and not geometry.touches(reach):
+            touched.append(region)
+    return touched
 
 
-def find_conflicts(footprint: Footprint, regions: RegionSet, model_family: str) -> list[Conflict]:
-    """Regions overlapped by the footprint whose consent for ``model_family`` is not granted."""
+def concerned_stewards(
+    footprint: Footprint, regions: RegionSet, screening: ScreeningPolicy
+) -> tuple[str, ...]:
+    """Roster ids of the stewards of :func:`touched_regions`, sorted and unique."""
+    touched = touched_regions(footprint, regions, screening)
+    return tuple(sorted({r.properties.steward_id for r in touched}))
+
+
+def find_conflicts(
+    footprint: Footprint, regions: RegionSet, model_family: str, *, screening: ScreeningPolicy
+) -> list[Conflict]:
+    """Concerned regions (:func:`touched_regions`) whose consent for ``model_family`` is not
+    granted; ``overlap_bbox`` bounds the footprint's overlap with the region's land (with its
+    buffer when the footprint reaches only that)."""
     geometry = footprint_geometry(footprint)
     conflicts = []
-    for region in touched_regions(geometry, regions):
+    for region in touched_regions(geometry, regions, screening):
         state = region.consent_for(model_family)
         if state == "granted":
             continue
@@ -114,7 +160,10 @@ def find_conflicts(footprint: Footprint, regions: RegionSet, model_family: str) 
             "denied": "consent denied",
             "pending": "consent pending",
         }.get(state or "", "no consent recorded")
-        bounds = shapely.bounds(geometry.intersection(region.geometry)).tolist()
+        overlap = geometry.intersection(region.geometry)
+        if overlap.is_empty:  # the footprint reaches only the region's buffer
+            overlap = geometry.intersection(region_reach(region, screening))
+        bounds = shapely.bounds(overlap).tolist()
         conflicts.append(
             Conflict(
                 region_id=region.region_id,
@@ -163,7 +212,7 @@ def care_metadata(
     target_grid_deg: float | None = None,
 ) -> dict[str, Any]:
     """The ``kfm:care`` block for the STAC item (shape in the module docstring)."""
-    concerned = list(regions) if footprint is None else touched_regions(footprint, regions)
+    concerned = list(regions) if footprint is None else touched_regions(footprint, regions, policy)
     screened = {} if result is None else {r.region_id: r for r in result.regions}
     authority: list[dict[str, Any]] = []
     for region in sorted(concerned, key=lambda r: r.region_id):

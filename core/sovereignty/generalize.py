@@ -474,11 +474,7 @@ def _buffer_cells(
     withheld = [r for r, why in zip(regions, reasons, strict=True) if why is not None]
     if not withheld:
         return None, np.empty(0, dtype=np.uint64)
-    res = min(
-        policy.resolution_internal,
-        policy.resolution_public_generalized,
-        policy.resolution_restricted,
-    )
+    res = policy.buffer_resolution
     core = np.unique(
         np.concatenate([cells_overlapping(mapping(r.geometry), res) for r in withheld])
     )

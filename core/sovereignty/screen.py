@@ -4,9 +4,16 @@ The one pipeline behind ``kfm screen``, ``kfm deploy`` and ``kfm ci``, so the th
 same bytes. :func:`screen_candidate` runs the model twice:
 
 * on the candidate's native validation grid, for every point outside the steward regions;
-* on a target grid of ``resolution_deg`` inside each region's bounding box (a downscaling model
-  takes coordinates as inputs, so it runs finer than the tier's H3 cells and the screen really
-  aggregates), keeping only the points inside a region.
+* on a target grid of ``resolution_deg`` inside each concerned region's bounding box, cut to the
+  model's footprint (a downscaling model takes coordinates as inputs, so it runs finer than the
+  tier's H3 cells and the screen really aggregates), keeping only the points inside a region.
+
+The footprint is the validation grid's extent (:attr:`core.candidate.load.Candidate.footprint`),
+never the candidate's declared box, and nothing is published outside it: the model is not run
+where it has no data (its inputs there would be clamped or extrapolated), and so it publishes
+nothing over lands whose stewards were not asked (:func:`region_grids`). The concerned regions
+and stewards are those whose land or withheld buffer the footprint overlaps
+(:func:`core.sovereignty.care.touched_regions`).
 
 The release (``[time, point]`` values) goes through :func:`core.sovereignty.generalize.screen_field`. The
 default step, 0.05° (~5 km, like real downscaled outputs), puts ~10 points in a res-5 cell (253
@@ -22,6 +29,7 @@ when there are conflicts, ``sovereignty_conflict.json``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +46,7 @@ if TYPE_CHECKING:  # the CLI imports this module for its defaults: keep the impo
     from core.policy import ScreeningPolicy
     from core.sovereignty.care import Conflict
     from core.sovereignty.generalize import ScreenResult
-    from core.sovereignty.regions import RegionSet
+    from core.sovereignty.regions import Region, RegionSet
 
 DEFAULT_RESOLUTION_DEG = 0.05
 """Target grid step inside regions (degrees): ~5 km, the scale of real downscaled outputs."""
@@ -57,6 +65,7 @@ class CandidateScreen:
     concerned_stewards: tuple[str, ...]
     model_family: str
     resolution_deg: float
+    footprint: tuple[float, float, float, float]
 
     def write(self, out_dir: Path | str) -> list[Path]:
         """Write the screen's files into ``out_dir`` (deterministic bytes); returns their paths."""
@@ -82,6 +91,31 @@ def fine_grid(
     lat = np.arange(np.floor(south / step), np.ceil(north / step) + 1) * step
     lon = np.arange(np.floor(west / step), np.ceil(east / step) + 1) * step
     return np.round(lat, COORD_DECIMALS), np.round(lon, COORD_DECIMALS)
+
+
+def region_grids(
+    regions: Iterable[Region],
+    footprint: tuple[float, float, float, float],
+    step: float,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """Fine lat/lon axes for each region whose box meets the footprint, inside the footprint.
+
+    Each grid covers the region's bounding box cut to the footprint (on multiples of ``step``),
+    and no coordinate lies outside the footprint: the model never runs beyond its data.
+    """
+    west, south, east, north = footprint
+    grids = []
+    for region in regions:
+        r_west, r_south, r_east, r_north = region.geometry.bounds
+        box = (max(west, r_west), max(south, r_south), min(east, r_east), min(north, r_north))
+        if box[0] > box[2] or box[1] > box[3]:
+            continue
+        lat, lon = fine_grid(box, step)
+        lat = lat[(lat >= south) & (lat <= north)]
+        lon = lon[(lon >= west) & (lon <= east)]
+        if lat.size and lon.size:
+            grids.append((lat, lon))
+    return grids
 
 
 def release_points(
@@ -137,7 +171,10 @@ def screen_candidate(
     with xr.open_dataset(candidate.validation_path, engine="netcdf4") as ds:
         native_lat, native_lon = ds["lat"].values, ds["lon"].values
     native = predict_grid(candidate, native_lat, native_lon)
-    fine = [predict_grid(candidate, *fine_grid(r.geometry.bounds, resolution_deg)) for r in regions]
+    footprint = candidate.footprint
+    concerned = touched_regions(footprint, regions, policy)
+    grids = region_grids(concerned, footprint, resolution_deg)
+    fine = [predict_grid(candidate, lat, lon) for lat, lon in grids]
     lat, lon, values = release_points(fine, native, regions)
     result = screen_field(
         lat,
@@ -149,8 +186,7 @@ def screen_candidate(
         variable=str(native.name or "value"),
         units=str(native.attrs.get("units", "")),
     )
-    footprint = candidate.metadata.training_domain.bbox
-    conflicts = find_conflicts(footprint, regions, family)
+    conflicts = find_conflicts(footprint, regions, family, screening=policy)
     care = care_metadata(
         regions,
         policy,
@@ -160,7 +196,7 @@ def screen_candidate(
         conflicts=conflicts,
         target_grid_deg=resolution_deg,
     )
-    stewards = sorted({r.properties.steward_id for r in touched_regions(footprint, regions)})
+    stewards = sorted({r.properties.steward_id for r in concerned})
     return CandidateScreen(
         result=result,
         care=care,
@@ -168,4 +204,5 @@ def screen_candidate(
         concerned_stewards=tuple(stewards),
         model_family=family,
         resolution_deg=resolution_deg,
+        footprint=footprint,
     )

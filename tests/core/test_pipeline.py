@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,18 +14,30 @@ from core.candidate.load import load_candidate
 from core.decisions.engine import DecisionEngine
 from core.decisions.trust import TrustStore
 from core.describe import OUTPUT_FILES, lineage_with_decisions
+from core.errors import CandidateError, LedgerError
 from core.pipeline import (
     DESCRIBE,
     LAYOUT,
     SIGNED,
     DeployError,
+    complete_registration,
     deploy_candidate,
     main,
     stage_version,
+    unregistered_versions,
 )
-from core.policy import Policy, load_policy
+from core.policy import DecisionPolicy, Policy, load_policy
 from core.registry import layout
+from core.registry.versions import Registry
 from core.sovereignty.regions import load_regions
+from core.testing import (
+    MemoryLedger,
+    MemoryStore,
+    default_reviewers,
+    make_governance,
+    push_version,
+    write_version_dir,
+)
 from core.workspace import Workspace, init_workspace
 
 
@@ -65,7 +79,13 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
         submitter="pipeline",
     )
     assert not outcome.blocked, outcome.gates.get("blocking_gates")
-    names = {f.name for f in engine.registry.show(outcome.version).manifest.files}
+    record = engine.registry.show(outcome.version)
+    footprint = load_candidate(reference_candidate_dir).footprint
+    assert record.footprint == outcome.footprint == footprint  # from the data, not declared
+    assert record.model_family == "kfm-climate-downscaling"
+    assert record.concerned_stewards == outcome.concerned_stewards
+    assert len(outcome.concerned_stewards) == 4 and outcome.to_dict()["footprint"] == [*footprint]
+    names = {f.name for f in record.manifest.files}
     assert {"model.onnx", "model.stac.json", "provenance.json", "model.sig", "gates.json"} <= names
     assert any(n.startswith("sovereignty/") for n in names)
     assert engine.registry.verify(outcome.version).ok
@@ -111,6 +131,33 @@ def test_blocked_gate_records_nothing(reference_candidate_dir: Path, workspace: 
     assert outcome.blocked and "accuracy" in outcome.gates["blocking_gates"]
     assert engine.registry.list() == [] and engine.ledger.entries() == []
     assert engine.registry.store.list("climate") == []
+
+
+def test_declared_box_that_disagrees_with_the_data_is_refused(
+    candidate: Path, workspace: Workspace
+) -> None:
+    """1.0.1 declaring bbox [-40,15,-30,20] is refused before anything is pushed or recorded."""
+    path = candidate / "model_metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["training_domain"]["bbox"] = [-40.0, 15.0, -30.0, 20.0]
+    metadata["version"] = "1.0.1"
+    path.write_text(json.dumps(metadata))
+    summary = json.loads((candidate / "model_summary.json").read_text())
+    (candidate / "model_summary.json").write_text(json.dumps({**summary, "version": "1.0.1"}))
+    engine = engine_for(workspace)
+    with pytest.raises(CandidateError, match="declared bbox") as caught:
+        deploy_candidate(
+            candidate,
+            engine=engine,
+            policy=workspace.policy(),
+            regions_path=workspace.regions_path,
+            submitter="pipeline",
+        )
+    assert (caught.value.file, caught.value.field) == (
+        "model_metadata.json",
+        "training_domain.bbox",
+    )
+    assert engine.registry.list() == [] and engine.ledger.entries() == []
 
 
 def test_unknown_submitter_is_refused(tmp_path: Path, workspace: Workspace) -> None:
@@ -200,3 +247,45 @@ def test_staging_command_reports_a_bad_candidate(
     assert code == 2
     assert str(missing) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _memory_engine(gates: bytes) -> tuple[DecisionEngine, Any]:
+    """An engine over memory fakes holding 1.0.0 pushed but not registered, with ``gates``."""
+    gov = make_governance(default_reviewers())
+    engine = DecisionEngine(
+        ledger=MemoryLedger(),
+        registry=Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key),
+        roster=gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=gov["pipeline"],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_version_dir(Path(tmp) / "v")
+        (source / "gates.json").write_bytes(gates)
+        push_version(engine.registry, "1.0.0", source, gov["pipeline"], concerned_stewards=["sam"])
+    return engine, gov
+
+
+def test_complete_registration_registers_a_cut_off_deploy_once() -> None:
+    """An unregistered version is found, registered with its signed facts, and only once."""
+    engine, _ = _memory_engine(b'{"passed": true}')
+    assert unregistered_versions(engine.registry, engine.ledger.entries()) == ["1.0.0"]
+    appended = complete_registration(engine, "1.0.0")
+    assert [e.kind for e in appended] == ["gates-attested", "registered"]
+    assert unregistered_versions(engine.registry, engine.ledger.entries()) == []
+    assert engine.version_facts("1.0.0").concerned_stewards == ("sam",)
+    with pytest.raises(LedgerError, match="already registered"):
+        complete_registration(engine, "1.0.0")
+
+
+def test_complete_registration_refuses_what_deploy_would_not_register() -> None:
+    """Blocked gates or a changed stored file: nothing is appended."""
+    blocked, _ = _memory_engine(b'{"passed": false}')
+    with pytest.raises(DeployError, match="gates did not pass"):
+        complete_registration(blocked, "1.0.0")
+    assert blocked.ledger.entries() == []
+    tampered, _ = _memory_engine(b'{"passed": true}')
+    tampered.registry.store.write("climate/models/1.0.0/model.onnx", b"ONNX swapped")
+    with pytest.raises(DeployError, match="does not verify"):
+        complete_registration(tampered, "1.0.0")
+    assert tampered.ledger.entries() == []

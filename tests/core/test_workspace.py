@@ -13,7 +13,7 @@ from core.decisions.engine import DecisionEngine
 from core.decisions.trust import TrustStore
 from core.errors import WorkspaceError
 from core.signing.keys import generate_key_pair
-from core.testing import write_version_dir
+from core.testing import push_version, write_version_dir
 from core.workspace import Workspace, init_workspace, resolve_workspace_path
 
 runner = CliRunner()
@@ -131,11 +131,12 @@ def test_cli_flow_approve_promote_status_verify(
         policy=ws.policy().decisions,
         pipeline=ws.pipeline_signer("pipe-secret"),
     ) as engine:
-        record = engine.registry.push(
+        record = push_version(
+            engine.registry,
             "1.0.0",
             write_version_dir(tmp_path / "v"),
+            engine._require_pipeline(),
             name="m",
-            submitter="dev",
             concerned_stewards=["sam"],
         )
         engine.register(record, gates_json=b"{}")

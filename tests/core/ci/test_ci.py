@@ -469,7 +469,48 @@ def test_ci_version_names_a_tampered_stored_file(deployed: Any) -> None:
         )
     finally:
         path.write_bytes(original)
-    failed = {c.id: c for c in report.failed}
-    assert "registry" in failed and "deployment-hash" in failed
-    assert any(f.file.endswith("/gates.json") for f in failed["registry"].failures)
-    assert any("gates.json" in f.file for f in failed["deployment-hash"].failures)
+    assert [c.id for c in report.checks] == ["registry"]  # nothing else reads the version
+    (registry,) = report.failed
+    assert any(f.file.endswith("/gates.json") for f in registry.failures)
+    assert "did not run" in registry.notes[0]
+
+
+def test_ci_version_refuses_a_swapped_model_with_a_rewritten_index(
+    deployed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model.onnx replaced and the index rewritten to match: refused before any inference."""
+    import base64
+    import hashlib
+
+    import rfc8785
+
+    from core.ci import run as ci_run
+    from core.ci.version import run_ci_version
+
+    ws, version = deployed
+    models = ws.path(ws.config.registry) / "climate"
+    model, index = models / "models" / version / "model.onnx", models / "index" / f"{version}.json"
+    originals = {model: model.read_bytes(), index: index.read_bytes()}
+    swapped = originals[model] + b"\x00"
+    envelope = json.loads(originals[index])
+    record = json.loads(base64.b64decode(envelope["payload"]))
+    for entry in record["manifest"]["files"]:
+        if entry["name"] == "model.onnx":
+            entry.update(sha256=hashlib.sha256(swapped).hexdigest(), size=len(swapped))
+    envelope["payload"] = base64.b64encode(rfc8785.dumps(record)).decode()
+
+    def no_inference(*_args: Any, **_kw: Any) -> Any:
+        raise AssertionError("a check ran on a version that does not verify")
+
+    monkeypatch.setattr(ci_run, "run_checks", no_inference)
+    try:
+        model.write_bytes(swapped)
+        index.write_text(json.dumps(envelope))
+        report = run_ci_version(ws.registry(), version, CiOptions())
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
+    (registry,) = report.failed
+    assert [c.id for c in report.checks] == ["registry"]
+    assert registry.failures[0].field == "signature"
+    assert "signature does not verify" in registry.failures[0].found

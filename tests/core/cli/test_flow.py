@@ -88,7 +88,7 @@ def workspace(
     monkeypatch.setenv("KFM_WORKSPACE", str(root))
     yield root
     if request.param == "postgres":
-        ledger_obj = Workspace.open(root).ledger()
+        ledger_obj = Workspace.open(root, trust=trust_store).ledger()
         ledger_obj.drop()  # type: ignore[attr-defined]
         ledger_obj.close()
 
@@ -115,6 +115,7 @@ def test_full_flow(
     reference_candidate_dir: Path,
     second_candidate: Path,
     monkeypatch: pytest.MonkeyPatch,
+    trust_store: TrustStore,
 ) -> None:
     """Deploy, quorum + steward → promotion; newer version promoted; veto → rollback with artifacts."""
     for candidate, version in ((reference_candidate_dir, "1.0.0"), (second_candidate, "1.1.0")):
@@ -134,7 +135,7 @@ def test_full_flow(
     assert status["versions"]["1.1.0"]["state"] == "rolled_back"
     verify = kfm("ledger", "verify")
     assert verify["ok"], verify
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, trust=trust_store)
     rollbacks = sorted({k.split("/")[2] for k in ws.registry().store.list("climate/rollbacks")})
     assert len(rollbacks) == 1
     names = {

@@ -17,7 +17,7 @@ from core.decisions.ledger import LedgerEntry
 from core.decisions.roster import RosterEntry, add_reviewer, sign_roster
 from core.decisions.trust import TrustStore
 from core.signing.keys import generate_key_pair, load_public_key, load_signer, public_key_pem
-from core.testing import signed_decision, write_version_dir
+from core.testing import push_version, signed_decision, write_version_dir
 from core.workspace import Workspace, init_workspace
 
 PG_URL = os.environ.get("KFM_TEST_POSTGRES_URL")
@@ -34,8 +34,14 @@ class Governed:
     def deploy(self, engine: DecisionEngine, version: str) -> None:
         """Push a small version (concerned steward sam) and register it."""
         source = write_version_dir(self.tmp / version, seed=version)
-        record = engine.registry.push(
-            version, source, name="m", submitter="carol", concerned_stewards=["sam"]
+        record = push_version(
+            engine.registry,
+            version,
+            source,
+            engine._require_pipeline(),
+            name="m",
+            submitter="carol",
+            concerned_stewards=["sam"],
         )
         engine.register(record, gates_json=b"{}")
 

@@ -64,6 +64,7 @@ from core.testing import (
     MemoryStore,
     default_reviewers,
     make_governance,
+    push_version,
     signed_decision,
     write_version_dir,
 )
@@ -126,8 +127,8 @@ class World:
     def deploy(self, version: str) -> None:
         """Push and register ``version`` (steward sam concerned), then checkpoint as deploy does."""
         source = write_version_dir(self.tmp / version, seed=version)
-        record = self.registry.push(
-            version, source, name="downscaler", submitter="dev", concerned_stewards=["sam"]
+        record = push_version(
+            self.registry, version, source, self.gov["pipeline"], concerned_stewards=["sam"]
         )
         self.engine.register(record, gates_json=(source / "gates.json").read_bytes())
         self.checkpoint()
@@ -175,7 +176,7 @@ def world(
             pytest.skip("KFM_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
         ledger = PostgresLedger(PG_URL, schema=f"kfm_cp_{uuid.uuid4().hex[:10]}", clock=clock)
     gov = make_governance(default_reviewers())
-    registry = Registry(MemoryStore(), clock=clock)
+    registry = Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key, clock=clock)
     engine = DecisionEngine(
         ledger=ledger,
         registry=registry,
@@ -362,7 +363,7 @@ def test_memory_ledger_checkpoints_too() -> None:
     """The in-memory ledger and store take checkpoints the same way (the dashboard's fakes)."""
     gov = make_governance(default_reviewers())
     ledger = MemoryLedger()
-    registry = Registry(MemoryStore())
+    registry = Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key)
     subject = ModelSubject(name="m", root_digest="a" * 64, manifest_digest="b" * 64)
     now = datetime.now(UTC)
     vote = signed_decision(

@@ -23,6 +23,7 @@ from core.testing import (
     MemoryStore,
     default_reviewers,
     make_governance,
+    push_version,
     signed_decision,
     write_version_dir,
 )
@@ -41,8 +42,13 @@ class World:
         self, version: str, *, submitter: str = "dev", stewards: Sequence[str] = ("sam",)
     ) -> None:
         source = write_version_dir(self.tmp / version, seed=version)
-        record = self.registry.push(
-            version, source, name="downscaler", submitter=submitter, concerned_stewards=stewards
+        record = push_version(
+            self.registry,
+            version,
+            source,
+            self.gov["pipeline"],
+            submitter=submitter,
+            concerned_stewards=stewards,
         )
         self.engine.register(record, gates_json=(source / "gates.json").read_bytes())
 
@@ -79,7 +85,7 @@ class World:
 def world(tmp_path: Path) -> World:
     gov = make_governance(default_reviewers())
     clock = FixedClock()
-    registry = Registry(MemoryStore(), clock=clock)
+    registry = Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key, clock=clock)
     ledger = MemoryLedger(clock=clock)
     engine = DecisionEngine(
         ledger=ledger,

@@ -22,6 +22,7 @@ from core.testing import (
     MemoryStore,
     default_reviewers,
     make_governance,
+    push_version,
     write_version_dir,
 )
 
@@ -52,7 +53,7 @@ def setup(tmp_path: Path) -> Setup:
     ledger = ClosingLedger(clock=clock)
     engine = DecisionEngine(
         ledger=ledger,
-        registry=Registry(MemoryStore(), clock=clock),
+        registry=Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key, clock=clock),
         roster=gov.roster,
         policy=DecisionPolicy(),
         pipeline=gov["pipeline"],
@@ -61,8 +62,8 @@ def setup(tmp_path: Path) -> Setup:
     source = write_version_dir(tmp_path / "v")
     (source / "sovereignty").mkdir()
     (source / "sovereignty" / "report.json").write_text('{"conflicts": []}\n', encoding="utf-8")
-    record = engine.registry.push(
-        "1.0.0", source, name="downscaler", submitter="dev", concerned_stewards=["sam"]
+    record = push_version(
+        engine.registry, "1.0.0", source, gov["pipeline"], concerned_stewards=["sam"]
     )
     engine.register(record, gates_json=(source / "gates.json").read_bytes())
     clock.advance(seconds=30)

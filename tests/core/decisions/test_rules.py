@@ -19,7 +19,14 @@ from core.errors import AuthorizationError, KfmError, LedgerError
 from core.policy import DecisionPolicy
 from core.registry.versions import Registry
 from core.signing.keys import KeySigner
-from core.testing import FixedClock, MemoryLedger, MemoryStore, make_governance, write_version_dir
+from core.testing import (
+    FixedClock,
+    MemoryLedger,
+    MemoryStore,
+    make_governance,
+    push_version,
+    write_version_dir,
+)
 
 STEWARDS = ("sam", "cora")  # the stewards every version's footprint concerns
 REVIEWERS = {
@@ -67,7 +74,9 @@ class Channel:
         ledger.rows = list(self.ledger.rows)
         return DecisionEngine(
             ledger=ledger,
-            registry=Registry(store, clock=self.clock),
+            registry=Registry(
+                store, pipeline_key=self.engine.registry.pipeline_key, clock=self.clock
+            ),
             roster=self.engine.roster,
             policy=self.engine.policy,
             pipeline=self.engine.pipeline,
@@ -84,7 +93,7 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Channel:
     store, ledger = MemoryStore(), MemoryLedger(clock=clock)
     engine = DecisionEngine(
         ledger=ledger,
-        registry=Registry(store, clock=clock),
+        registry=Registry(store, pipeline_key=gov["pipeline"].public_key, clock=clock),
         roster=gov.roster,
         policy=DecisionPolicy(),
         pipeline=gov["pipeline"],
@@ -93,8 +102,13 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Channel:
 
     def deploy(version: str, submitter: str = "dev") -> None:
         source = write_version_dir(tmp / version, seed=version)
-        record = engine.registry.push(
-            version, source, name="downscaler", submitter=submitter, concerned_stewards=STEWARDS
+        record = push_version(
+            engine.registry,
+            version,
+            source,
+            gov["pipeline"],
+            submitter=submitter,
+            concerned_stewards=STEWARDS,
         )
         engine.register(record, gates_json=(source / "gates.json").read_bytes())
 

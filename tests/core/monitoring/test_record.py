@@ -20,6 +20,7 @@ from core.testing import (
     MemoryStore,
     default_reviewers,
     make_governance,
+    push_version,
     signed_decision,
     write_version_dir,
 )
@@ -41,18 +42,19 @@ def production(reference_candidate_dir: Path, tmp_path: Path) -> DecisionEngine:
     clock = FixedClock()
     engine = DecisionEngine(
         ledger=MemoryLedger(clock=clock),
-        registry=Registry(MemoryStore()),
+        registry=Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key),
         roster=gov.roster,
         policy=DecisionPolicy(),
         pipeline=gov["pipeline"],
         clock=clock,
     )
     for version in ("1.0.0", "1.1.0"):
-        record = engine.registry.push(
+        record = push_version(
+            engine.registry,
             version,
             _version_dir(reference_candidate_dir, tmp_path / version, version),
+            gov["pipeline"],
             name="kfm-downscaler-ncep-air",
-            submitter="dev",
         )
         engine.register(record, gates_json=b"{}")
         for reviewer in ("alice", "bob"):
@@ -137,4 +139,38 @@ def test_unregistered_version_cannot_be_monitored(
     entries = len(production.ledger.entries())
     with pytest.raises((RegistryError, LedgerError), match="no such version"):
         monitor_version(production, "9.9.9", batches["in-distribution"], MonitoringPolicy())
+    assert len(production.ledger.entries()) == entries
+
+
+def test_swapped_model_with_a_rewritten_index_is_never_run(
+    production: DecisionEngine, batches: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another model.onnx plus an index rewritten to match: refused before inference."""
+    import base64
+    import hashlib
+
+    import rfc8785
+
+    from core.errors import RegistryError
+    from core.monitoring import record as monitoring_record
+
+    store = production.registry.store
+    swapped = store.read("climate/models/1.1.0/model.onnx") + b"\x00"  # another model file
+    envelope = json.loads(store.read("climate/index/1.1.0.json"))
+    record = json.loads(base64.b64decode(envelope["payload"]))
+    for entry in record["manifest"]["files"]:
+        if entry["name"] == "model.onnx":
+            entry.update(sha256=hashlib.sha256(swapped).hexdigest(), size=len(swapped))
+    envelope["payload"] = base64.b64encode(rfc8785.dumps(record)).decode()
+    store.write("climate/models/1.1.0/model.onnx", swapped)
+    store.write("climate/index/1.1.0.json", json.dumps(envelope).encode())
+
+    def never(*_args: object, **_kw: object) -> None:
+        raise AssertionError("the swapped model was run")
+
+    monkeypatch.setattr(monitoring_record, "run_monitoring", never)
+    entries = len(production.ledger.entries())
+    with pytest.raises(RegistryError, match="does not verify") as caught:
+        monitor_version(production, "1.1.0", batches["in-distribution"], MonitoringPolicy())
+    assert "signature does not verify" in str(caught.value.found)
     assert len(production.ledger.entries()) == entries

@@ -12,7 +12,7 @@ from core.errors import RegistryError
 from core.registry import layout
 from core.registry.versions import Registry, collect_layout
 from core.signing import bundle
-from core.testing import MemoryStore, write_version_dir
+from core.testing import MemoryStore, new_signer, push_version, write_version_dir
 
 
 def test_file_names_are_the_writing_stages_names() -> None:
@@ -46,8 +46,9 @@ def test_keys_of_a_version() -> None:
 
 def test_registry_manifest_records_the_layout(tmp_path: Path) -> None:
     """The first push writes climate/registry.json naming every layout file and folder."""
-    store = MemoryStore()
-    Registry(store).push("1.0.0", write_version_dir(tmp_path / "v"), name="m", submitter="dev")
+    store, pipeline = MemoryStore(), new_signer("pipeline")
+    registry = Registry(store, pipeline_key=pipeline.public_key)
+    push_version(registry, "1.0.0", write_version_dir(tmp_path / "v"), pipeline)
     body = json.loads(store.read(layout.REGISTRY_MANIFEST))
     assert body == {"format": layout.REGISTRY_FORMAT, "layout": layout.layout_summary()}
     for name in (*layout.REQUIRED_FILES, *layout.OPTIONAL_FILES):

@@ -14,9 +14,10 @@ from core.errors import RegistryError
 from core.registry.layout import MODELS
 from core.registry.stores import FsspecStore, ObjectExists
 from core.registry.versions import Registry
-from core.testing import write_version_dir
+from core.testing import new_signer, push_version, write_version_dir
 
 pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
+PIPELINE = new_signer("pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +57,9 @@ def s3_store(s3_options: dict[str, Any]) -> FsspecStore:
 
 def test_s3_push_list_show_verify(s3_store: FsspecStore, tmp_path: Path) -> None:
     """A version pushed to S3 is listed, shown and verified like a local one."""
-    registry = Registry(s3_store)
-    record = registry.push("1.0.0", write_version_dir(tmp_path / "a"), name="m", submitter="dev")
-    registry.push("1.1.0", write_version_dir(tmp_path / "b", seed="b"), name="m", submitter="dev")
+    registry = Registry(s3_store, pipeline_key=PIPELINE.public_key)
+    record = push_version(registry, "1.0.0", write_version_dir(tmp_path / "a"), PIPELINE)
+    push_version(registry, "1.1.0", write_version_dir(tmp_path / "b", seed="b"), PIPELINE)
     assert registry.list() == ["1.0.0", "1.1.0"]
     assert registry.show("1.0.0") == record
     assert registry.verify("1.1.0").ok
@@ -74,12 +75,10 @@ def test_s3_create_is_conditional(s3_store: FsspecStore) -> None:
 
 def test_s3_second_push_refused_and_fsck(s3_store: FsspecStore, tmp_path: Path) -> None:
     """Second push is refused; uncommitted leftovers are hidden and removed by fsck."""
-    registry = Registry(s3_store)
-    registry.push("1.0.0", write_version_dir(tmp_path / "a"), name="m", submitter="dev")
+    registry = Registry(s3_store, pipeline_key=PIPELINE.public_key)
+    push_version(registry, "1.0.0", write_version_dir(tmp_path / "a"), PIPELINE)
     with pytest.raises(RegistryError, match="written once"):
-        registry.push(
-            "1.0.0", write_version_dir(tmp_path / "b", seed="b"), name="m", submitter="dev"
-        )
+        push_version(registry, "1.0.0", write_version_dir(tmp_path / "b", seed="b"), PIPELINE)
     s3_store.create(f"{MODELS}/2.0.0/model.onnx", b"half")
     assert registry.list() == ["1.0.0"]
     assert registry.fsck().leftovers == ("2.0.0",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -13,7 +14,9 @@ from core.errors import RegistryError
 from core.registry.layout import INDEX, MODELS
 from core.registry.stores import LocalStore, ObjectStore, open_store
 from core.registry.versions import Registry, VersionRecord, check_version, version_sort_key
-from core.testing import MemoryStore, write_version_dir
+from core.testing import MemoryStore, new_signer, push_version, write_version_dir
+
+PIPELINE = new_signer("pipeline")
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -22,16 +25,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     return LocalStore(tmp_path / "registry") if request.param == "local" else MemoryStore()
 
 
+def registry_of(store: ObjectStore) -> Registry:
+    """A registry over ``store`` trusting the test pipeline key."""
+    return Registry(store, pipeline_key=PIPELINE.public_key)
+
+
 def push(registry: Registry, tmp: Path, version: str, seed: str | None = None) -> VersionRecord:
     source = write_version_dir(tmp / f"src-{version}-{seed}", seed=seed or version)
-    return registry.push(
-        version, source, name="downscaler", submitter="dev", concerned_stewards=["sam"]
-    )
+    return push_version(registry, version, source, PIPELINE, concerned_stewards=["sam"])
 
 
 def test_push_show_list_roundtrip(store: ObjectStore, tmp_path: Path) -> None:
     """A pushed version is listed, its record reads back equal and every file verifies."""
-    registry = Registry(store)
+    registry = registry_of(store)
     record = push(registry, tmp_path, "1.0.0")
     push(registry, tmp_path, "1.10.0")
     push(registry, tmp_path, "1.2.0")
@@ -47,17 +53,20 @@ def test_push_show_list_roundtrip(store: ObjectStore, tmp_path: Path) -> None:
 def test_record_digest_is_recomputable_from_the_stored_record(
     store: ObjectStore, tmp_path: Path
 ) -> None:
-    """The record digest is SHA-256 of the RFC 8785 form of the stored index entry."""
-    registry = Registry(store)
+    """The record digest is SHA-256 of the signed payload: the RFC 8785 form of the record."""
+    registry = registry_of(store)
     record = push(registry, tmp_path, "1.0.0")
-    stored = json.loads(store.read(f"{INDEX}/1.0.0.json"))
-    assert record.digest == hashlib.sha256(rfc8785.dumps(stored)).hexdigest()
+    envelope = json.loads(store.read(f"{INDEX}/1.0.0.json"))
+    assert envelope["payloadType"] == "application/vnd.kfm.version+json"
+    payload = base64.b64decode(envelope["payload"])
+    assert payload == rfc8785.dumps(json.loads(payload))
+    assert record.digest == hashlib.sha256(payload).hexdigest()
     assert registry.show("1.0.0").digest == record.digest
 
 
 def test_second_push_of_same_version_is_refused(store: ObjectStore, tmp_path: Path) -> None:
     """A version is written once; a second push is refused and changes nothing."""
-    registry = Registry(store)
+    registry = registry_of(store)
     push(registry, tmp_path, "1.0.0")
     before = {k: store.read(k) for k in store.list("climate")}
     with pytest.raises(RegistryError, match="written once") as info:
@@ -68,18 +77,18 @@ def test_second_push_of_same_version_is_refused(store: ObjectStore, tmp_path: Pa
 
 def test_bad_source_leaves_registry_untouched(store: ObjectStore, tmp_path: Path) -> None:
     """A source missing model.sig or with a stray file is refused before any write."""
-    registry = Registry(store)
+    registry = registry_of(store)
     source = write_version_dir(tmp_path / "bad")
     (source / "model.sig").unlink()
     with pytest.raises(RegistryError, match="lacks required files") as info:
-        registry.push("1.0.0", source, name="m", submitter="dev")
+        push_version(registry, "1.0.0", source, PIPELINE)
     assert info.value.field == "model.sig"
     source = write_version_dir(tmp_path / "stray")
     (source / "notes.txt").write_text("hi")
     with pytest.raises(RegistryError, match="unexpected entry"):
-        registry.push("1.0.0", source, name="m", submitter="dev")
+        push_version(registry, "1.0.0", source, PIPELINE)
     with pytest.raises(RegistryError, match="invalid version"):
-        registry.push("latest", write_version_dir(tmp_path / "ok"), name="m", submitter="dev")
+        push_version(registry, "latest", write_version_dir(tmp_path / "ok"), PIPELINE)
     assert store.list("climate") == []
 
 
@@ -87,7 +96,7 @@ def test_uncommitted_version_is_invisible_and_fsck_removes_it(
     store: ObjectStore, tmp_path: Path
 ) -> None:
     """Files without a commit marker are never listed; fsck removes them; push then works."""
-    registry = Registry(store)
+    registry = registry_of(store)
     push(registry, tmp_path, "1.0.0")
     store.create(f"{MODELS}/2.0.0/model.onnx", b"half")
     assert registry.list() == ["1.0.0"]
@@ -106,7 +115,7 @@ def test_verify_detects_tampered_missing_and_extra_files(
     store: ObjectStore, tmp_path: Path
 ) -> None:
     """Editing, deleting or adding a stored file is reported by verify and fsck."""
-    registry = Registry(store)
+    registry = registry_of(store)
     push(registry, tmp_path, "1.0.0")
     store.write(f"{MODELS}/1.0.0/model.onnx", b"evil")
     store.delete(f"{MODELS}/1.0.0/gates.json")
@@ -122,15 +131,15 @@ def test_verify_detects_tampered_missing_and_extra_files(
 def test_show_unknown_version_names_it(store: ObjectStore) -> None:
     """Asking for a version that was never pushed is a clear error."""
     with pytest.raises(RegistryError, match="no such version") as info:
-        Registry(store).show("9.9.9")
+        registry_of(store).show("9.9.9")
     assert info.value.found == "9.9.9"
 
 
 def test_malformed_index_record_is_reported(store: ObjectStore, tmp_path: Path) -> None:
     """A corrupted commit record is refused with its key named."""
     store.create(f"{INDEX}/1.0.0.json", b"{not json")
-    with pytest.raises(RegistryError, match="malformed") as info:
-        Registry(store).show("1.0.0")
+    with pytest.raises(RegistryError, match="not JSON") as info:
+        registry_of(store).show("1.0.0")
     assert "1.0.0.json" in (info.value.file or "")
 
 
@@ -144,7 +153,7 @@ def test_open_store_picks_implementation(tmp_path: Path) -> None:
 
 def test_rollback_files_are_create_once(store: ObjectStore) -> None:
     """Rollback reports are never overwritten."""
-    registry = Registry(store)
+    registry = registry_of(store)
     registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})
     with pytest.raises(RegistryError, match="already exists"):
         registry.write_rollback("rb-1", {"rollback_report.json": b"{}"})
@@ -167,7 +176,7 @@ def test_versions_sort_in_release_order() -> None:
 
 def test_registry_lists_pre_release_before_release(store: ObjectStore, tmp_path: Path) -> None:
     """A pushed release candidate is listed before its release and after the previous one."""
-    registry = Registry(store)
+    registry = registry_of(store)
     for version in ("1.10.0", "1.0.0", "1.0.0-rc1", "0.9.0"):
         push(registry, tmp_path, version)
     assert registry.list() == ["0.9.0", "1.0.0-rc1", "1.0.0", "1.10.0"]
@@ -191,7 +200,7 @@ def test_malformed_versions_are_refused(version: str) -> None:
 
 def test_unorderable_suffix_is_refused_at_push(store: ObjectStore, tmp_path: Path) -> None:
     """A suffix PEP 440 cannot order is refused before anything is written."""
-    registry = Registry(store)
+    registry = registry_of(store)
     with pytest.raises(RegistryError, match="cannot be ordered") as caught:
         push(registry, tmp_path, "1.0.0-foo")
     assert caught.value.found == "1.0.0-foo"

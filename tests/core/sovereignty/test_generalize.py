@@ -276,7 +276,7 @@ def test_conflicts_list_overlapped_regions_without_granted_consent(tmp_path: Pat
         _region("silent", "restricted", (-92, 40, -91, 41)),
         _region("far", "restricted", (-60, 40, -59, 41), consent={FAMILY: "denied"}),
     )
-    conflicts = find_conflicts((-101, 39, -90, 42), regions, FAMILY)
+    conflicts = find_conflicts((-101, 39, -90, 42), regions, FAMILY, screening=POLICY)
     assert [(c.region_id, c.reason) for c in conflicts] == [
         ("gone", "consent withdrawn"),
         ("no", "consent denied"),
@@ -284,20 +284,24 @@ def test_conflicts_list_overlapped_regions_without_granted_consent(tmp_path: Pat
         ("wait", "consent pending"),
     ]
     assert conflicts[0].overlap_bbox == (-98.0, 40.0, -97.0, 41.0)
-    assert find_conflicts(shapely.geometry.mapping(box(-100, 40, -99, 41)), regions, FAMILY) == []
+    # the western half of the granted region: beyond the withheld buffer of "gone"
+    west_half = shapely.geometry.mapping(box(-100, 40, -99.5, 41))
+    assert find_conflicts(west_half, regions, FAMILY, screening=POLICY) == []
     path = write_conflict_report(conflicts, tmp_path, model_family=FAMILY)
     assert path is not None and json.loads(path.read_text())["conflicts"][0]["region_id"] == "gone"
     assert write_conflict_report([], tmp_path / "none", model_family=FAMILY) is None
     with pytest.raises(SovereigntyError, match="bbox"):
-        find_conflicts((1, 2, 0, 3), regions, FAMILY)
+        find_conflicts((1, 2, 0, 3), regions, FAMILY, screening=POLICY)
 
 
 def test_example_regions_grant_the_reference_family_no_conflict_over_its_domain() -> None:
     """The reference model's domain covers every example region; none conflicts for its family."""
     regions = load_regions(EXAMPLE_REGIONS_PATH)
     domain = (-160.0, 15.0, -30.0, 75.0)
-    assert find_conflicts(domain, regions, FAMILY) == []
-    assert {c.region_id for c in find_conflicts(domain, regions, "kfm-hazard-scoring")} == {
+    assert find_conflicts(domain, regions, FAMILY, screening=POLICY) == []
+    assert {
+        c.region_id for c in find_conflicts(domain, regions, "kfm-hazard-scoring", screening=POLICY)
+    } == {
         "example-aster-river",
         "example-cedar-lakes",
         "example-sky-mesa",

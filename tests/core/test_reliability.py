@@ -192,13 +192,14 @@ DEPLOY_THEN_DIE = textwrap.dedent(
     import sys
     from pathlib import Path
     from core import pipeline
+    from core.decisions.trust import TrustStore
     from core.workspace import Workspace
 
     def killed_before_the_ledger(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)  # the registry commit is written, the ledger not
 
     pipeline.register_version = killed_before_the_ledger
-    ws = Workspace.open(Path(sys.argv[1]))
+    ws = Workspace.open(Path(sys.argv[1]), trust=TrustStore(Path(os.environ["KFM_HOME"])))
     with ws.decision_engine("pipe-pw") as engine:
         pipeline.deploy_candidate(
             Path(sys.argv[2]), engine=engine, policy=ws.policy(),

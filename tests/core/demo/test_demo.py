@@ -106,7 +106,7 @@ def test_demo_leaves_a_version_under_review(
     assert {r.id for r in roster.reviewers if "council" in r.roles} == COUNCIL
     assert [r.id for r in roster.reviewers if "working_group" in r.roles] == ["dana"]
     assert "still needed: 1 more council approval" in " ".join(output.split())
-    record = Workspace.open(root).registry().show(version)
+    record = Workspace.open(root, trust=trust_store).registry().show(version)
     assert record.submitter == "chidi" and sorted(record.concerned_stewards) == stewards
 
 

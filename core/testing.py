@@ -4,7 +4,10 @@
 - :class:`MemoryLedger` — a :class:`core.decisions.ledger.Ledger` in a list, serialized by a lock.
 - :func:`make_governance` — fresh P-256 keys for a set of reviewers and a roster signed by a
   fresh root key, as a :class:`Governance` (signers by id + the trusted roster).
-- :func:`write_version_dir` — a small directory in registry layout, for pushes.
+- :func:`write_version_dir` — a small directory in registry layout, for pushes;
+  :func:`register_test_version` pushes one and registers it with the engine (the pipeline's
+  ``registered`` and ``gates-attested`` records, with test facts).
+- :func:`signed_decision` — a decision record of any shape, signed (attack tests forge with it).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from securesystemslib.dsse import Envelope
 
+from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import Clock, Decide, LedgerEntry, chain
-from core.decisions.records import EvidenceRef
+from core.decisions.records import Anchor, EvidenceRef
 from core.decisions.reviewer import decision_envelope
 from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
 from core.registry.layout import GATES_FILE, ITEM_FILE, MODEL_FILE, PROVENANCE_FILE, SIGNATURE_FILE
 from core.registry.stores import ObjectExists, _check_key
+from core.registry.versions import VersionRecord
 from core.signing.digests import ModelSubject
 from core.signing.keys import KeySigner, public_key_pem
 
@@ -78,6 +83,10 @@ class MemoryLedger:
     def entries(self) -> list[LedgerEntry]:
         with self._lock:
             return list(self.rows)
+
+    def read_from(self, seq: int) -> list[LedgerEntry]:
+        with self._lock:
+            return [row for row in self.rows if row.seq >= seq]
 
     def transact(self, decide: Decide) -> list[LedgerEntry]:
         with self._lock:
@@ -172,6 +181,34 @@ def write_version_dir(root: Path, *, seed: str = "x", size: int = 256) -> Path:
     return root
 
 
+TEST_FOOTPRINT = (-110.0, 30.0, -90.0, 50.0)
+"""The footprint test versions are registered with (west, south, east, north)."""
+
+
+def register_test_version(
+    engine: DecisionEngine,
+    source: Path,
+    version: str,
+    *,
+    name: str = "downscaler",
+    submitter: str = "dev",
+    concerned_stewards: Sequence[str] = ("sam",),
+    gates_failed: Sequence[str] = (),
+) -> VersionRecord:
+    """Push ``source`` as ``version`` and register it (the engine needs the pipeline key)."""
+    record = engine.registry.push(
+        version, source, name=name, submitter=submitter, concerned_stewards=concerned_stewards
+    )
+    engine.register(
+        record,
+        gates_json=(source / GATES_FILE).read_bytes(),
+        model_family="downscaling",
+        footprint=TEST_FOOTPRINT,
+        gates_failed=gates_failed,
+    )
+    return record
+
+
 def signed_decision(
     signer: KeySigner,
     *,
@@ -180,15 +217,18 @@ def signed_decision(
     version: str,
     subject: ModelSubject,
     time: datetime,
+    anchor: Anchor,
     reason: str = "reviewed the gates, attributions and lineage",
     target_version: str | None = None,
     evidence: Sequence[EvidenceRef] = (),
+    **fields: Any,
 ) -> dict[str, Any]:
     """A decision record of any kind signed by ``signer`` (actor = its key id), as envelope JSON.
 
     Built by :func:`core.decisions.reviewer.decision_envelope`, as every decision is; for a
     reviewer's decision with the evidence the policy names, use
-    :func:`core.decisions.reviewer.prepare_decision` or ``submit_decision``.
+    :func:`core.decisions.reviewer.prepare_decision` or ``submit_decision``. ``fields`` are
+    further record fields (``gate``, ``breaches``, ``facts``...).
     """
     return decision_envelope(
         signer,
@@ -198,8 +238,10 @@ def signed_decision(
         subject=subject,
         reason=reason,
         time=time,
+        anchor=anchor,
         evidence=evidence,
         target_version=target_version,
+        **fields,
     )
 
 
@@ -226,6 +268,7 @@ __all__ = [
     "default_reviewers",
     "make_governance",
     "new_signer",
+    "register_test_version",
     "signed_decision",
     "write_version_dir",
 ]

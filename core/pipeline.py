@@ -268,7 +268,12 @@ def deploy_candidate(
             concerned_stewards=staged.concerned_stewards,
         )
     say("register")
-    entries = engine.register(record, gates_json=staged.gates_json)
+    entries = engine.register(
+        record,
+        gates_json=staged.gates_json,
+        model_family=candidate.metadata.model_family,
+        footprint=candidate.metadata.training_domain.bbox,
+    )
     return DeployOutcome(
         version=version,
         gates=staged.gates.to_dict(),

@@ -201,9 +201,9 @@ def test_bruno_approves_through_the_dialog(on_copy: DemoInfo) -> None:
     assert at.radio(key="decide-action").options == ["Approve as council", "Veto as council"]
     assert at.text_input(key="decide-pending-id").value == "bruno"
     sign(at, demo_passphrase("bruno"))
-    assert any(f"#{len(before) + 1} approve by bruno" in s.value for s in at.success), [
-        s.value for s in at.success
-    ]
+    assert any(
+        f"appended #{len(before) + 1}: approve 1.0.0 by bruno" in s.value for s in at.success
+    ), [s.value for s in at.success]
     after = ledger(root)
     assert after[:-1] == before and after[-1][1:] == ("approve", "bruno", "council")
     assert metrics(at)["Council approvals"] == "2"
@@ -246,7 +246,7 @@ def test_an_approver_may_request_a_rollback_of_production(
     """Having approved 1.0.0 does not stop bruno from asking, on Drift, to roll it back."""
     for steward in on_copy.concerned_stewards:
         approve(on_copy, steward, "steward")
-    assert approve(on_copy, "bruno", "council") == ["approve", "promote"]
+    assert approve(on_copy, "bruno", "council") == ["approve", "promotion"]
     at = open_page("drift", reviewer="bruno")
     assert at.radio(key="rollback-action").options == ["Request rollback as council"]
     at.text_area(key="rollback-reason").input("warming batch breaches drift limits").run()
@@ -255,9 +255,12 @@ def test_an_approver_may_request_a_rollback_of_production(
     at.button(key="rollback-pending-ok").click().run()
     assert not at.exception, [e.value for e in at.exception]
     kinds = [kind for _, kind, _, _ in ledger(on_copy.workspace)]
-    assert kinds[-2:] == ["request-rollback", "rollback"], kinds
+    assert kinds[-1] == "request-rollback", kinds  # the rollback is derived, not a row
     assert metrics(at)["Production"] == "none"
+    assert any("rolled back by the request-rollback of bruno" in s.value for s in at.success)
     assert kfm_ledger_verify(on_copy.workspace)["ok"] is True
+    folders = Workspace.open(on_copy.workspace).registry().store.list("climate/rollbacks")
+    assert len(folders) == 3 and all(f"{len(kinds):08d}-1.0.0/" in f for f in folders)
 
 
 def test_the_dashboard_offers_what_the_engine_accepts(

@@ -15,6 +15,7 @@ from core.monitoring.record import monitor_version, run_history
 from core.policy import DecisionPolicy, MonitoringPolicy
 from core.registry.versions import Registry
 from core.testing import (
+    TEST_FOOTPRINT,
     FixedClock,
     MemoryLedger,
     MemoryStore,
@@ -54,7 +55,12 @@ def production(reference_candidate_dir: Path, tmp_path: Path) -> DecisionEngine:
             name="kfm-downscaler-ncep-air",
             submitter="dev",
         )
-        engine.register(record, gates_json=b"{}")
+        engine.register(
+            record,
+            gates_json=b"{}",
+            model_family="downscaling",
+            footprint=TEST_FOOTPRINT,
+        )
         for reviewer in ("alice", "bob"):
             clock.advance(minutes=1)
             engine.submit(
@@ -65,6 +71,7 @@ def production(reference_candidate_dir: Path, tmp_path: Path) -> DecisionEngine:
                     version=version,
                     subject=record.subject,
                     time=clock(),
+                    anchor=engine.state().anchor,
                 )
             )
     assert engine.state().production == "1.1.0"
@@ -112,9 +119,25 @@ def test_shifted_batch_rolls_back_with_artifacts(
     conflict = json.loads(production.registry.read_rollback(rid, "sovereignty_conflict.json"))
     assert report["trigger"] == "drift" and report["production_after"] == "1.0.0"
     assert any(b.startswith("t_coarse") for b in drift["breaches"])
-    assert conflict["status"] == "not applicable"
-    kinds = [e.kind for e in production.ledger.entries()[-2:]]
-    assert kinds == ["monitoring", "rollback"]
+    assert conflict["status"] == "none" and "not a steward's" in conflict["said"]
+    entries = production.ledger.entries()
+    assert [e.kind for e in entries[-2:]] == ["monitoring", "rollback"]
+    assert rid == f"{entries[-1].seq:08d}-1.1.0"
+    assert {e["name"].rsplit("/", 1)[1] for e in report["evidence"]} >= {"drift_summary.json"}
+
+
+def test_breach_keeps_a_version_from_being_restored_until_an_in_bounds_run(
+    production: DecisionEngine, batches: dict[str, Path]
+) -> None:
+    """A breach of a superseded version makes it no good to roll back to; an in-bounds run clears it."""
+    outcome = monitor_version(production, "1.0.0", batches["warming"], MonitoringPolicy())
+    assert outcome.rollback is None  # 1.0.0 is superseded, not in production
+    state = production.state().versions["1.0.0"]
+    assert [b.kind for b in state.breaches] == ["drift"]
+    assert production.state().last_good_version(excluding="1.1.0") is None
+    monitor_version(production, "1.0.0", batches["in-distribution"], MonitoringPolicy())
+    assert production.state().versions["1.0.0"].breaches == ()
+    assert production.state().last_good_version(excluding="1.1.0") == "1.0.0"
 
 
 def test_history_lists_runs_with_drift_and_energy(

@@ -26,8 +26,9 @@ VerifiedLedger` has verified (:class:`VerifiedEntry`), up to the time ``at`` (``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core.decisions.ledger import LedgerEntry, format_time
 from core.decisions.records import GENESIS, DecisionRecord, VersionFacts
@@ -85,7 +86,7 @@ class Fold:
             staging=None,
             versions=self.versions,
             head_seq=self.head_seq,
-            promotions=tuple(self.promotions),
+            promotions=self.promotions,
         )
 
     def snapshot(self, *, at: str | None = None) -> VerifiedState:
@@ -135,19 +136,19 @@ class Fold:
         version, kind = record.version, record.kind
         vote = Vote(record.actor, record.role, entry.seq, entry.recorded_at, record.reason)
         if kind == "gates-attested":
-            current = replace(current, gates_attested=True, gates_failed=record.gates_failed)
+            current = _with(current, gates_attested=True, gates_failed=record.gates_failed)
         elif kind == "approve":
-            current = replace(current, approvals=(*current.approvals, vote), state="under_review")
+            current = _with(current, approvals=(*current.approvals, vote), state="under_review")
         elif kind == "veto" and veto_counts(record.role, record.actor, self.facts.get(version)):
-            current = replace(current, vetoes=(*current.vetoes, vote))
+            current = _with(current, vetoes=(*current.vetoes, vote))
             if current.state in PENDING:
-                current = replace(current, state="vetoed")
+                current = _with(current, state="vetoed")
         elif kind == "waive":
             assert record.gate is not None  # a waive record always names its gate
             waiver = Waiver(record.actor, record.gate, entry.seq, entry.recorded_at, record.reason)
-            current = replace(current, waivers=(*current.waivers, waiver))
+            current = _with(current, waivers=(*current.waivers, waiver))
         elif kind == "resolve":
-            current = replace(current, breaches=())
+            current = _with(current, breaches=())
         elif kind == "monitoring":
             run = MonitoringRef(entry.seq, record.breaches, record.evidence)
             kept = tuple(b for b in current.breaches if b.kind not in record.breaches)
@@ -156,7 +157,7 @@ class Fold:
                 for kind in record.breaches
             )
             breaches = tuple(sorted(kept + opened, key=lambda b: b.kind)) if opened else ()
-            current = replace(current, last_run=run, breaches=breaches)
+            current = _with(current, last_run=run, breaches=breaches)
         self.versions[version] = current
 
     def _settle(self, entry: LedgerEntry, record: DecisionRecord) -> None:
@@ -177,14 +178,15 @@ class Fold:
         missing = missing_rules(current, self.facts[version])
         if missing or current.vetoes:
             state: VersionStateName = "under_review" if current.approvals else "registered"
-            self.versions[version] = replace(current, missing=missing, state=state)
+            if (missing, state) != (current.missing, current.state):
+                self.versions[version] = _with(current, missing=missing, state=state)
             return
         before = self.production
         if before is not None and before != version:
-            self.versions[before] = replace(self.versions[before], state="superseded")
+            self.versions[before] = _with(self.versions[before], state="superseded")
         self.production = version
         self.promotions.append(version)
-        self.versions[version] = replace(
+        self.versions[version] = _with(
             current, state="promoted", promoted_seq=entry.seq, missing=()
         )
         approvals = ", ".join(f"{v.actor} ({v.role})" for v in current.approvals)
@@ -217,7 +219,7 @@ class Fold:
             if not derived
             else self.view().last_good_version(excluding=version)
         )
-        self.versions[version] = replace(
+        self.versions[version] = _with(
             self.versions[version],
             state="rolled_back",
             rolled_back_seq=entry.seq,
@@ -225,7 +227,7 @@ class Fold:
         )
         self.production = target
         if target is not None:
-            self.versions[target] = replace(self.versions[target], state="promoted")
+            self.versions[target] = _with(self.versions[target], state="promoted")
             self.promotions.append(target)
         self.events.append(
             ChannelEvent(
@@ -246,6 +248,11 @@ class Fold:
                 last_run=self.versions[version].last_run,
             )
         )
+
+
+def _with(current: VersionState, /, **changes: Any) -> VersionState:
+    """``current`` with ``changes`` (dataclasses.replace without its per-call introspection)."""
+    return VersionState(**{**current.__dict__, **changes})
 
 
 def replay(entries: Sequence[VerifiedEntry], *, at: datetime | None = None) -> VerifiedState:

@@ -24,7 +24,7 @@ automatic rollbacks are pipeline-signed records. Only :mod:`core.decisions.verif
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -211,7 +211,7 @@ class ChannelState:
     versions: Mapping[str, VersionState]
     head_seq: int
     at: str | None = None
-    promotions: tuple[str, ...] = ()  # versions in promotion order (repeats after rollbacks)
+    promotions: Sequence[str] = ()  # versions in promotion order (repeats after rollbacks)
 
     def version(self, version: str) -> VersionState | None:
         return self.versions.get(version)

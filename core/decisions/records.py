@@ -42,7 +42,9 @@ The envelope has one signature whose ``keyid`` is the fingerprint of the actor's
 the ECDSA signature differs between signings.
 
 Speed: the canonical bytes come from :func:`core.jsonio.canonical_json_bytes`, whose C-encoder
-fast path covers every statement of this module (ASCII keys, strings, ``null`` and arrays).
+fast path covers every statement of this module (ASCII keys, strings, ``null``, safe integers
+and arrays) except a ``registered`` record whose footprint has fractional degrees (whole numbers
+are written as integers, the same RFC 8785 bytes), which goes to ``rfc8785``.
 Verification compares the payload once with the record's canonical bytes and takes the actor's
 parsed key from :meth:`core.decisions.roster.TrustedRoster.dsse_key` (parsed once per key).
 

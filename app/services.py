@@ -2,15 +2,23 @@
 
 Pages render; everything they show comes from here. This module builds engine objects from the
 workspace (``KFM_WORKSPACE``, else ``.kfm``) under ``st.cache_resource`` and reads data under
-``st.cache_data`` keyed by what makes it stale (the ledger head for replay; nothing for files of
-a registry version, which never change). Writes (signed decisions) go through
-:func:`submit_decision`, which clears the caches so the new state appears at once.
+``st.cache_data`` keyed by what makes it stale (the verified ledger head; nothing for files of
+a registry version, which never change).
+
+The channel every page shows is the *verified* state: one
+:class:`core.decisions.verify.VerifiedLedger` per workspace (and roster and policy) is kept
+under ``st.cache_resource`` and extended on each read by the entries after the head it verified.
+A broken entry raises an error naming it; the sidebar shows it and no page offers an action.
+Writes (signed decisions) go through :func:`submit_decision`, which needs only the reviewer's
+key (never the pipeline key) and clears the caches so the new state appears at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,12 +31,11 @@ from core.decisions import reviewer, rules
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import LedgerEntry
 from core.decisions.records import read_statement
-from core.decisions.state import ChannelState
-from core.decisions.state import VersionFacts as SubmissionFacts
+from core.decisions.state import VerifiedState
 from core.decisions.trust import TrustStore
-from core.decisions.verify import verify_ledger
+from core.decisions.verify import VerifiedLedger
 from core.describe.graph import prov_to_dot
-from core.errors import KfmError, RegistryError
+from core.errors import KfmError
 from core.signing.keys import load_signer
 from core.workspace import Workspace
 
@@ -36,7 +43,6 @@ WORKSPACE_ENV = "KFM_WORKSPACE"
 STATE_LABELS = {
     "registered": "registered",
     "under_review": "under review",
-    "approved": "approved",
     "promoted": "promoted (production)",
     "vetoed": "vetoed",
     "rolled_back": "rolled back",
@@ -64,52 +70,84 @@ def workspace() -> Workspace:
     return _workspace(str(workspace_root()))
 
 
-def engine(*, with_pipeline: bool = False) -> DecisionEngine:
-    """A decision engine; with the pipeline key (from its passphrase variable) for decisions."""
+def engine() -> DecisionEngine:
+    """A decision engine over the workspace, sharing the dashboard's verified ledger.
+
+    It holds no pipeline key: a reviewer's decision is their signed record only, and the
+    promotion or rollback it causes is derived by the verified replay.
+    """
     ws = workspace()
-    passphrase = None
-    if with_pipeline:
-        variable = ws.config.pipeline_passphrase_env
-        passphrase = os.environ.get(variable)
-        if not passphrase:
-            raise KfmError(
-                "the dashboard cannot sign promotions: the pipeline key's passphrase is not set",
-                field=variable,
-                expected="the environment variable set where the dashboard runs",
-                found="unset",
-                hint="`kfm demo` sets it; otherwise export it before `streamlit run`",
-            )
-    return ws.decision_engine(passphrase)
+    cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    return DecisionEngine(
+        ledger=ws.ledger(),
+        registry=ws.registry(),
+        roster=cached.verified.roster,
+        policy=cached.verified.policy,
+        verified=cached.verified,
+    )
+
+
+# --------------------------------------------------------------------------- verified state
+@dataclass
+class _Cached:
+    verified: VerifiedLedger
+    lock: threading.Lock
+
+
+def _governance_digest() -> str:
+    """What the verification depends on besides the ledger: the roster (and its signature),
+    the policy and the root key, as bytes; a change starts a new verified ledger."""
+    ws = workspace()
+    digest = hashlib.sha256()
+    for path in (
+        ws.roster_path,
+        ws.roster_path.with_name(ws.roster_path.name + ".sig"),
+        ws.path(ws.config.policy),
+        ws.root_public_key_path,
+    ):
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _verified_ledger(root: str, governance: str) -> _Cached:
+    del root, governance  # cache keys
+    ws = workspace()
+    return _Cached(VerifiedLedger(ws.roster(), ws.policy().decisions), threading.Lock())
+
+
+def verified_state() -> VerifiedState:
+    """The channel as verified now; extends the cached verification by what is new.
+
+    Raises :class:`core.decisions.verify.BrokenEntryError` (naming the entry) when an entry does
+    not verify: nothing may be offered or done on a broken ledger.
+    """
+    cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    with cached.lock, closing(workspace().ledger()) as ledger:
+        return cached.verified.refresh(ledger)
 
 
 # --------------------------------------------------------------------------- ledger and state
 def ledger_entries() -> list[LedgerEntry]:
-    return _ledger_entries(str(workspace_root()), _ledger_head())
+    """The verified entries, in order, as they were verified (an edited column never shows)."""
+    verified_state()
+    cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    with cached.lock:
+        return cached.verified.entries
 
 
-def _ledger_head() -> int:
-    with closing(workspace().ledger()) as ledger:
-        entries = ledger.entries()
-    return entries[-1].seq if entries else 0
+def _ledger_head() -> str:
+    return verified_state().head_hash
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _ledger_entries(root: str, head: int) -> list[LedgerEntry]:
-    del root, head  # cache keys
-    with closing(workspace().ledger()) as ledger:
-        return ledger.entries()
-
-
-def channel_state(at: datetime | None = None) -> ChannelState:
-    """The channel now (or at ``at``), a pure replay of the ledger."""
-    return _channel_state(str(workspace_root()), _ledger_head(), at)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _channel_state(root: str, head: int, at: datetime | None) -> ChannelState:
-    del root, head
-    with engine() as eng:
-        return eng.state(at=at)
+def channel_state(at: datetime | None = None) -> VerifiedState:
+    """The channel now (or at ``at``), from the verified ledger."""
+    state = verified_state()
+    if at is None:
+        return state
+    cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    with cached.lock:
+        return cached.verified.at(at)
 
 
 @dataclass(frozen=True)
@@ -152,7 +190,7 @@ def version_rows(query: str = "", states: tuple[str, ...] = ()) -> list[VersionR
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _registry_versions(root: str, head: int) -> list[str]:
+def _registry_versions(root: str, head: str) -> list[str]:
     del root, head
     return workspace().registry().list()
 
@@ -160,11 +198,7 @@ def _registry_versions(root: str, head: int) -> list[str]:
 def default_version() -> str | None:
     """The version a reviewer most likely wants: newest under review, else production."""
     state = channel_state()
-    pending = [
-        v
-        for v, s in state.versions.items()
-        if s.state in ("registered", "under_review", "approved")
-    ]
+    pending = [v for v, s in state.versions.items() if s.state in ("registered", "under_review")]
     if pending:
         return sorted(pending, key=lambda v: state.versions[v].registered_seq)[-1]
     if state.production:
@@ -176,10 +210,23 @@ def default_version() -> str | None:
 def timeline(version: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     """Ledger entries (newest first) as plain rows, optionally for one version."""
     rows = []
+    state = verified_state()
     for entry in reversed(ledger_entries()):
         if version is not None and entry.version != version:
             continue
-        statement = entry.envelope_dict()
+        for event in state.events_at(entry.seq):
+            rows.append(
+                {
+                    "seq": entry.seq,
+                    "recorded": entry.recorded_at,
+                    "decision": f"→ {event.kind} (derived)" if event.derived else f"→ {event.kind}",
+                    "version": event.version,
+                    "actor": "",
+                    "role": "",
+                    "target": event.production_after or "",
+                    "reason": event.said,
+                }
+            )
         rows.append(
             {
                 "seq": entry.seq,
@@ -189,7 +236,7 @@ def timeline(version: str | None = None, limit: int = 500) -> list[dict[str, Any
                 "actor": entry.actor,
                 "role": entry.role,
                 "target": entry.target_version or "",
-                "reason": _reason(statement),
+                "reason": _reason(entry.envelope_dict()),
             }
         )
         if len(rows) >= limit:
@@ -224,12 +271,13 @@ def version_facts(version: str) -> VersionFacts:
 def _version_facts(root: str, version: str) -> VersionFacts:
     del root
     record = workspace().registry().show(version)
+    signed = verified_state().facts.get(version)  # the ledger's signed facts, when registered
     return VersionFacts(
         version=record.version,
         name=record.name,
         pushed_at=record.pushed_at.strftime("%Y-%m-%d %H:%M UTC"),
-        submitter=record.submitter,
-        concerned_stewards=tuple(record.concerned_stewards),
+        submitter=signed.submitter if signed else record.submitter,
+        concerned_stewards=signed.concerned_stewards if signed else record.concerned_stewards,
         files=tuple((f.name, f.size or 0) for f in record.manifest.files),
         root_digest=record.subject.root_digest,
     )
@@ -347,7 +395,13 @@ def lineage_dot(version: str) -> str | None:
     if "provenance.json" not in {name for name, _ in facts.files}:
         return None
     stored = workspace().registry().read_file(version, "provenance.json")
-    document = lineage_with_decisions(stored, ledger_entries(), name=facts.name, version=version)
+    document = lineage_with_decisions(
+        stored,
+        ledger_entries(),
+        name=facts.name,
+        version=version,
+        events=verified_state().events,
+    )
     return prov_to_dot(document, title=f"lineage {version}")
 
 
@@ -358,7 +412,7 @@ def monitoring_runs(version: str) -> list[dict[str, Any]]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _monitoring_runs(root: str, version: str, head: int) -> list[dict[str, Any]]:
+def _monitoring_runs(root: str, version: str, head: str) -> list[dict[str, Any]]:
     del root, head
     from core.monitoring.record import run_history
 
@@ -393,26 +447,39 @@ def allowed_actions(reviewer_id: str | None, version: str) -> list[tuple[str, st
     """(action, role) pairs this reviewer may take on this version now: the engine's own rules."""
     if not reviewer_id:
         return []
-    ws = workspace()
-    facts = version_facts(version)
+    state = verified_state()
     return rules.allowed_actions(
         reviewer_id,
         version,
-        state=channel_state(),
-        facts=SubmissionFacts(facts.submitter, facts.concerned_stewards),
-        roster=ws.roster(),
-        policy=ws.policy().decisions,
+        state=state,
+        facts=state.facts.get(version),
+        roster=workspace().roster(),
         at=datetime.now(UTC),
     )
 
 
+def waivable_gates(reviewer_id: str | None, version: str) -> list[str]:
+    """The failing gates of ``version`` this reviewer may waive now."""
+    if not reviewer_id:
+        return []
+    state = verified_state()
+    return rules.waivable_gates(reviewer_id, version, state=state, facts=state.facts.get(version))
+
+
 def submit_decision(
-    kind: str, version: str, reviewer_id: str, role: str, passphrase: str, reason: str
+    kind: str,
+    version: str,
+    reviewer_id: str,
+    role: str,
+    passphrase: str,
+    reason: str,
+    gate: str | None = None,
 ) -> str:
     """Sign a decision with the reviewer's key and submit it; returns what happened, in words.
 
     The engine verifies everything again (signature, roster role at this time, self-approval,
     duplicate votes): the page offering only allowed actions is a courtesy, not the control.
+    No pipeline key is needed.
     """
     reviewer.check_reason(reason)
     ws = workspace()
@@ -426,32 +493,25 @@ def submit_decision(
             found="missing",
         )
     signer = load_signer(key_path, passphrase, key_id=reviewer_id)
-    with engine(with_pipeline=True) as eng:
-        appended = reviewer.submit_decision(eng, kind, version, signer, role=role, reason=reason)
+    cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    with cached.lock, engine() as eng:
+        outcome = reviewer.submit_decision(
+            eng, kind, version, signer, role=role, reason=reason, gate=gate
+        )
     st.cache_data.clear()
-    said = [
-        f"#{e.seq} {e.kind} by {e.actor}" + (f" to {e.target_version}" if e.target_version else "")
-        for e in appended
-    ]
-    return "; ".join(said)
+    return "; ".join(outcome.lines())
 
 
 def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
-    """Verify the whole chain and every signature; (ok, summary, rows with signer and role)."""
-    entries = ledger_entries()
-    roster = workspace().roster()
-    registry = workspace().registry()
-    subjects = {}
-    for version in {e.version for e in entries}:
-        try:
-            subjects[version] = registry.show(version).subject
-        except RegistryError:
-            continue
-    report = verify_ledger(entries, roster, subjects=subjects)
-    broken = report.broken
+    """The verified ledger: (ok, summary, rows with signer, role and what each entry caused).
+
+    Every entry shown has been verified (chain, signature, role when recorded, anchor, rules);
+    a broken entry raises before this, naming it.
+    """
+    state = verified_state()
     rows = []
-    for e in entries:
-        entry_ok = broken is None or e.seq < broken.seq
+    for e in ledger_entries():
+        caused = "; ".join(event.said for event in state.events_at(e.seq))
         rows.append(
             {
                 "seq": e.seq,
@@ -460,14 +520,13 @@ def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
                 "version": e.version,
                 "signer": e.actor,
                 "role": e.role,
-                "verified": "yes"
-                if entry_ok
-                else ("BROKEN" if broken and e.seq == broken.seq else "after a break"),
+                "verified": "yes",
+                "caused": caused,
                 "entry hash": e.entry_hash[:16],
             }
         )
-    if broken is None:
-        summary = f"chain intact: {len(entries)} entries, every signature and role verified"
-    else:
-        summary = f"entry #{broken.seq} is broken ({broken.field}): {broken.message}"
-    return broken is None, summary, rows
+    summary = (
+        f"chain intact: {state.head_seq} entries, every signature, role, anchor and decision "
+        f"rule verified (head {state.head_hash[:16]}…)"
+    )
+    return True, summary, rows

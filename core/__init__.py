@@ -13,9 +13,10 @@ A candidate model goes through these stages, one subpackage each, in pipeline or
 5. **sovereignty** — :mod:`core.sovereignty`: steward regions, H3 generalization of the model's
    outputs, CARE metadata and conflicts.
 6. **push** — :mod:`core.registry`: immutable versions in object storage.
-7. **decisions** — :mod:`core.decisions`: signed records, the roster, the hash-chained ledger
-   anchored by signed checkpoints and the client's witness, the root key pinned outside the
-   workspace, the replayed channel state and the engine that promotes and rolls back.
+7. **decisions** — :mod:`core.decisions`: signed, anchored records, the roster, the
+   hash-chained ledger anchored by signed checkpoints and the client's witness, the root key
+   pinned outside the workspace, the verified replay (promotions and person-triggered rollbacks
+   derived from it) and the engine that appends decisions.
 8. **monitoring** — :mod:`core.monitoring`: runs with OpenTelemetry spans, drift, energy and
    carbon, XAI and PROV; a breach rolls back.
 

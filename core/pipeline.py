@@ -324,18 +324,15 @@ def register_version(
 ) -> list[LedgerEntry]:
     """Append the ``gates-attested`` and ``registered`` records of a pushed version.
 
-    The version's facts go to :meth:`DecisionEngine.register` from its signed registry record:
-    ``submitter``, ``concerned_stewards``, ``model_family``, ``footprint`` (and the record itself,
-    whose :attr:`~core.registry.records.VersionRecord.digest` binds it).
+    The version's facts go to :meth:`DecisionEngine.register` from its signed registry record
+    (submitter, concerned stewards, model family, the footprint computed from the data, and the
+    record's :attr:`~core.registry.records.VersionRecord.digest`), and the ``registered`` ledger
+    record signs them.
     """
     return engine.register(
         record,
         gates_json=gates_json,
         reason=reason,
-        submitter=record.submitter,
-        concerned_stewards=record.concerned_stewards,
-        model_family=record.model_family,
-        footprint=record.footprint,
     )
 
 

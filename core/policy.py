@@ -70,6 +70,11 @@ class DecisionPolicy(BaseModel):
     require_concerned_stewards: bool = True
     require_working_group_drift_signoff: bool = False
     forbid_self_approval: bool = True
+    clock_skew_seconds: int = Field(
+        600,
+        ge=0,
+        description="How far a record's signed time may be from when the ledger recorded it",
+    )
     evidence: tuple[str, ...] = Field(
         DEFAULT_DECISION_EVIDENCE,
         min_length=1,

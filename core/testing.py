@@ -6,7 +6,9 @@
   fresh root key, as a :class:`Governance` (signers by id + the trusted roster).
 - :func:`write_version_dir` — a small directory in registry layout, for pushes;
   :func:`push_version` pushes one with test facts (:data:`TEST_FAMILY`, :data:`TEST_FOOTPRINT`),
-  signed by the given pipeline key.
+  signed by the given pipeline key; :func:`register_test_version` pushes one and registers it
+  with the engine (the pipeline's ``registered`` and ``gates-attested`` records, test facts).
+- :func:`signed_decision` — a decision record of any shape, signed (attack tests forge with it).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from securesystemslib.dsse import Envelope
 
+from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import Clock, Decide, LedgerEntry, chain
-from core.decisions.records import EvidenceRef
+from core.decisions.records import Anchor, EvidenceRef
 from core.decisions.reviewer import decision_envelope
 from core.decisions.roster import TrustedRoster, sign_roster_data, verify_roster_data
 from core.errors import KfmError, RegistryError
@@ -82,6 +85,10 @@ class MemoryLedger:
     def entries(self) -> list[LedgerEntry]:
         with self._lock:
             return list(self.rows)
+
+    def read_from(self, seq: int) -> list[LedgerEntry]:
+        with self._lock:
+            return [row for row in self.rows if row.seq >= seq]
 
     def transact(self, decide: Decide) -> list[LedgerEntry]:
         with self._lock:
@@ -177,7 +184,8 @@ def write_version_dir(root: Path, *, seed: str = "x", size: int = 256) -> Path:
 
 
 TEST_FAMILY = "kfm-climate-downscaling"
-TEST_FOOTPRINT = (-110.0, 40.0, -90.0, 50.0)
+TEST_FOOTPRINT = (-110.0, 30.0, -90.0, 50.0)
+"""The footprint test versions are registered with (west, south, east, north)."""
 
 
 def push_version(
@@ -205,6 +213,34 @@ def push_version(
     )
 
 
+def register_test_version(
+    engine: DecisionEngine,
+    source: Path,
+    version: str,
+    *,
+    name: str = "downscaler",
+    submitter: str = "dev",
+    concerned_stewards: Sequence[str] = ("sam",),
+    gates_failed: Sequence[str] = (),
+) -> VersionRecord:
+    """Push ``source`` as ``version`` and register it (the engine needs the pipeline key)."""
+    record = push_version(
+        engine.registry,
+        version,
+        source,
+        engine._require_pipeline(),
+        name=name,
+        submitter=submitter,
+        concerned_stewards=concerned_stewards,
+    )
+    engine.register(
+        record,
+        gates_json=(source / GATES_FILE).read_bytes(),
+        gates_failed=gates_failed,
+    )
+    return record
+
+
 def signed_decision(
     signer: KeySigner,
     *,
@@ -213,15 +249,18 @@ def signed_decision(
     version: str,
     subject: ModelSubject,
     time: datetime,
+    anchor: Anchor,
     reason: str = "reviewed the gates, attributions and lineage",
     target_version: str | None = None,
     evidence: Sequence[EvidenceRef] = (),
+    **fields: Any,
 ) -> dict[str, Any]:
     """A decision record of any kind signed by ``signer`` (actor = its key id), as envelope JSON.
 
     Built by :func:`core.decisions.reviewer.decision_envelope`, as every decision is; for a
     reviewer's decision with the evidence the policy names, use
-    :func:`core.decisions.reviewer.prepare_decision` or ``submit_decision``.
+    :func:`core.decisions.reviewer.prepare_decision` or ``submit_decision``. ``fields`` are
+    further record fields (``gate``, ``breaches``, ``facts``...).
     """
     return decision_envelope(
         signer,
@@ -231,8 +270,10 @@ def signed_decision(
         subject=subject,
         reason=reason,
         time=time,
+        anchor=anchor,
         evidence=evidence,
         target_version=target_version,
+        **fields,
     )
 
 
@@ -262,6 +303,7 @@ __all__ = [
     "make_governance",
     "new_signer",
     "push_version",
+    "register_test_version",
     "signed_decision",
     "write_version_dir",
 ]

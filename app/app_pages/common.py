@@ -62,11 +62,22 @@ def need_version() -> str:
     return str(version)
 
 
-ACTION_LABELS = {"approve": "Approve", "veto": "Veto", "request-rollback": "Request rollback"}
+ACTION_LABELS = {
+    "approve": "Approve",
+    "veto": "Veto",
+    "request-rollback": "Request rollback",
+    "waive": "Waive a failing gate",
+    "resolve": "Resolve the open breaches",
+}
 
 
-def decision_form(version: str, actions: list[tuple[str, str]], *, key: str) -> None:
-    """Choose an action and a reason, then confirm with id and passphrase in a dialog."""
+def decision_form(
+    version: str, actions: list[tuple[str, str]], *, key: str, gates: list[str] | None = None
+) -> None:
+    """Choose an action and a reason, then confirm with id and passphrase in a dialog.
+
+    ``gates`` are the failing gates the reviewer may waive (asked for when they choose waive).
+    """
     pending = f"{key}-pending"
     if not actions:
         who = current_reviewer()
@@ -83,9 +94,17 @@ def decision_form(version: str, actions: list[tuple[str, str]], *, key: str) -> 
         key=f"{key}-action",
         horizontal=True,
     )
+    gate = None
+    if choice[0] == "waive":
+        gate = st.selectbox("Gate to waive", gates or [], key=f"{key}-gate")
     reason = st.text_area("Reason (recorded and signed)", key=f"{key}-reason")
     if st.button("Sign…", key=f"{key}-sign", type="primary", disabled=not reason.strip()):
-        st.session_state[pending] = {"action": choice[0], "role": choice[1], "reason": reason}
+        st.session_state[pending] = {
+            "action": choice[0],
+            "role": choice[1],
+            "reason": reason,
+            "gate": gate,
+        }
     if st.session_state.get(pending):
         _confirm(version, pending)
 
@@ -93,8 +112,10 @@ def decision_form(version: str, actions: list[tuple[str, str]], *, key: str) -> 
 @st.dialog("Sign this decision")
 def _confirm(version: str, pending: str) -> None:
     request = st.session_state[pending]
+    gate = request.get("gate")
     st.write(
-        f"**{ACTION_LABELS[request['action']]}** version **{version}** as **{request['role']}**."
+        f"**{ACTION_LABELS[request['action']]}** version **{version}** as **{request['role']}**"
+        + (f" (gate **{gate}**)." if gate else ".")
     )
     st.caption(f"Reason: {request['reason']}")
     reviewer = st.text_input("Reviewer id", value=current_reviewer() or "", key=f"{pending}-id")
@@ -103,7 +124,13 @@ def _confirm(version: str, pending: str) -> None:
     if left.button("Sign and submit", type="primary", key=f"{pending}-ok"):
         try:
             said = services.submit_decision(
-                request["action"], version, reviewer, request["role"], passphrase, request["reason"]
+                request["action"],
+                version,
+                reviewer,
+                request["role"],
+                passphrase,
+                request["reason"],
+                gate=gate,
             )
         except Exception as error:
             st.error(explain(error))

@@ -24,14 +24,32 @@ st.caption(
     f"Submitted by {facts.submitter}; stewards concerned by its footprint: "
     f"{', '.join(facts.concerned_stewards) or 'none'}."
 )
+if vs and vs.gates_failed:
+    st.error(
+        "Failing gates: "
+        + "; ".join(
+            f"{gate} (waived by {', '.join(vs.waivers_of(gate)) or 'nobody yet'})"
+            for gate in vs.gates_failed
+        )
+    )
+if vs and vs.breaches:
+    st.error(
+        "Open monitoring breaches: "
+        + "; ".join(f"{b.kind} (ledger entry #{b.seq})" for b in vs.breaches)
+    )
 if vs and vs.missing:
     st.warning("Still needed before promotion: " + "; ".join(vs.missing))
+for event in state.events:
+    if event.version == version:
+        st.caption(f"#{event.seq} {event.recorded_at}: {event.said}")
 
 
 @st.fragment
 def decide() -> None:
-    actions = services.allowed_actions(common.current_reviewer(), version)
-    common.decision_form(version, actions, key="decide")
+    reviewer = common.current_reviewer()
+    actions = services.allowed_actions(reviewer, version)
+    gates = services.waivable_gates(reviewer, version)
+    common.decision_form(version, actions, key="decide", gates=gates)
 
 
 decide()

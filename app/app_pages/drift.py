@@ -1,4 +1,5 @@
-"""Drift: per-feature drift over monitoring runs against the policy's limits; request a rollback."""
+"""Drift: per-feature drift over monitoring runs against the policy's limits; open breaches,
+resolve them (working group) or request a rollback."""
 
 from __future__ import annotations
 
@@ -55,9 +56,18 @@ else:
         hide_index=True,
     )
 
-st.subheader("Request a rollback")
+current = services.channel_state().versions.get(version)
+if current is not None and current.breaches:
+    st.error(
+        "Open breaches (they block promotion until a later in-bounds run or a working-group "
+        "resolve): " + "; ".join(f"{b.kind} (ledger entry #{b.seq})" for b in current.breaches)
+    )
+
+st.subheader("Resolve breaches or request a rollback")
 st.caption(
-    "Signed with your key; the engine rolls production back to the last good version at once."
+    "Signed with your key. A rollback request of the production version rolls it back to the "
+    "last good version at once (derived from the verified ledger); a working-group resolve "
+    "closes the version's open breaches."
 )
 
 
@@ -66,7 +76,7 @@ def request() -> None:
     actions = [
         a
         for a in services.allowed_actions(common.current_reviewer(), version)
-        if a[0] == "request-rollback"
+        if a[0] in ("request-rollback", "resolve")
     ]
     common.decision_form(version, actions, key="rollback")
 

@@ -1,4 +1,9 @@
-"""``kfm approve``, ``kfm veto``, ``kfm request-rollback`` and ``kfm status [--at TIME]``."""
+"""A person's decisions and the channel: ``kfm approve | veto | request-rollback | waive |
+resolve`` and ``kfm status [--at TIME]``.
+
+Decisions need only the reviewer's own key: the promotion or rollback a decision causes is
+derived by the verified replay, never signed by the reviewer's process.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from core.cli._output import console, print_json
 from core.cli.ledger import anchors_to_dict, check_ledger_anchors, print_anchors
 from core.cli.workspace import (
     PASSPHRASE_ENV_HELP,
+    build_engine,
     open_workspace,
-    pipeline_passphrase,
     read_passphrase,
     workspace_option,
 )
-from core.decisions.engine import DecisionEngine
 from core.decisions.reviewer import check_reason, submit_decision
 from core.errors import LedgerError
 from core.registry.versions import check_version
 from core.signing.keys import load_signer
-from core.workspace import Workspace
-
-
-def build_engine(ws: Workspace, *, with_pipeline: bool) -> DecisionEngine:
-    """The decision engine over the workspace's ledger, registry, roster and policy."""
-    return ws.decision_engine(pipeline_passphrase(ws) if with_pipeline else None)
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -57,9 +56,10 @@ def _decide(
     passphrase_env: str | None,
     workspace: Path | None,
     as_json: bool,
+    gate: str | None = None,
 ) -> None:
     ws = open_workspace(workspace)
-    with build_engine(ws, with_pipeline=True) as engine:
+    with build_engine(ws, with_pipeline=False) as engine:
         entry = engine.roster.entry(actor)
         if entry is None:
             engine.roster.authorize(actor, role or "council", engine.now())  # raises, names ids
@@ -69,18 +69,17 @@ def _decide(
         check_reason(reason, field="--reason")
         passphrase = read_passphrase(passphrase_env, f"passphrase of {key}")
         signer = load_signer(key, passphrase, key_id=actor)
-        appended = submit_decision(engine, kind, version, signer, role=chosen, reason=reason)
-    if as_json:
-        print_json({"appended": [e.to_dict() for e in appended]})
-        return
-    for e in appended:
-        console.print(
-            f"appended #{e.seq}: {e.kind} {e.version} by {e.actor} ({e.role})"
-            + (f" → {e.target_version}" if e.target_version else "")
+        outcome = submit_decision(
+            engine, kind, version, signer, role=chosen, reason=reason, gate=gate
         )
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    for line in outcome.lines():
+        console.print(line, markup=False)
 
 
-def _decision_command(kind: str, help_text: str) -> Callable[..., None]:
+def _decision_command(kind: str, help_text: str, *, with_gate: bool = False) -> Callable[..., None]:
     def command(
         version: str = typer.Argument(..., help="Registry version."),
         actor: str = typer.Option(..., "--as", help="Your roster id."),
@@ -97,17 +96,46 @@ def _decision_command(kind: str, help_text: str) -> Callable[..., None]:
     ) -> None:
         _decide(kind, version, actor, key, reason, role, passphrase_env, workspace, as_json)
 
-    command.__doc__ = help_text
-    return command
+    def waive(
+        version: str = typer.Argument(..., help="Registry version."),
+        gate: str = typer.Option(..., "--gate", help="The failing gate to waive (e.g. impact)."),
+        actor: str = typer.Option(..., "--as", help="Your roster id."),
+        key: Path = typer.Option(..., "--key", help="Your private key (PEM)."),
+        reason: str = typer.Option(..., "--reason", help="Why (kept in the signed record)."),
+        passphrase_env: str | None = typer.Option(
+            None, "--passphrase-env", help=PASSPHRASE_ENV_HELP
+        ),
+        workspace: Path | None = workspace_option(),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        _decide(
+            kind, version, actor, key, reason, "council", passphrase_env, workspace, as_json, gate
+        )
+
+    chosen = waive if with_gate else command
+    chosen.__doc__ = help_text
+    return chosen
 
 
 def register(app: typer.Typer) -> None:
     for kind, help_text in (
-        ("approve", "Append your signed approval; promotes at once when the rules are met."),
+        ("approve", "Append your signed approval; the version is promoted once the rules are met."),
         ("veto", "Append your signed veto; blocks a pending version or rolls back production."),
         ("request-rollback", "Ask for a rollback of the production version (signed)."),
+        (
+            "resolve",
+            "Close a version's open monitoring breaches (working group, signed; reason required).",
+        ),
     ):
         app.command(kind)(_decision_command(kind, help_text))
+    app.command("waive")(
+        _decision_command(
+            "waive",
+            "Waive a failing gate of a version (council, signed); a quorum of waivers lets it "
+            "be promoted.",
+            with_gate=True,
+        )
+    )
 
     @app.command("status")
     def status(
@@ -117,7 +145,7 @@ def register(app: typer.Typer) -> None:
         workspace: Path | None = workspace_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """The channel (production, staging, every version's state), replayed from the ledger."""
+        """The channel (production, staging, every version's state) from the verified ledger."""
         ws = open_workspace(workspace)
         with build_engine(ws, with_pipeline=False) as engine:
             anchors = check_ledger_anchors(ws, engine.roster, engine.ledger)
@@ -128,18 +156,29 @@ def register(app: typer.Typer) -> None:
         when = f" at {state.at}" if state.at else ""
         console.print(
             f"production {state.production or '-'}   staging {state.staging or '-'}"
-            f"   (ledger entry {state.head_seq}{when})"
+            f"   (verified to ledger entry #{state.head_seq}{when})",
+            markup=False,
         )
         print_anchors(ws, anchors)
         table = Table()
-        for column in ("version", "state", "approvals", "vetoes", "still needed"):
+        for column in ("version", "state", "approvals", "vetoes", "waivers", "still needed"):
             table.add_column(column, overflow="fold")
         for version, s in state.versions.items():
             table.add_row(
-                version,
-                s.state.replace("_", " "),
-                ", ".join(f"{v.actor} ({v.role})" for v in s.approvals),
-                ", ".join(f"{v.actor} ({v.role})" for v in s.vetoes),
-                "; ".join(s.missing),
+                *(
+                    escape(text)
+                    for text in (
+                        version,
+                        s.state.replace("_", " "),
+                        ", ".join(f"{v.actor} ({v.role})" for v in s.approvals),
+                        ", ".join(f"{v.actor} ({v.role})" for v in s.vetoes),
+                        ", ".join(f"{w.actor} ({w.gate})" for w in s.waivers),
+                        "; ".join(s.missing),
+                    )
+                )
             )
         console.print(table)
+        if state.events:
+            console.print("channel history (derived from the verified ledger):")
+            for event in state.events[-10:]:
+                console.print(f"  #{event.seq} {event.recorded_at}: {event.said}", markup=False)

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from core.cli._output import console, err_console, print_json, styled
-from core.cli.decide import build_engine
-from core.cli.workspace import open_workspace, workspace_option
+from core.cli.workspace import build_engine, open_workspace, workspace_option
 
 
 def register(app: typer.Typer) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from core.cli._output import console, print_json, styled
-from core.cli.workspace import open_workspace, pipeline_passphrase, workspace_option
+from core.cli.workspace import build_engine, open_workspace, pipeline_passphrase, workspace_option
 from core.decisions.anchors import (
     AnchorReport,
     Anchors,
@@ -30,21 +31,9 @@ from core.decisions.anchors import (
 from core.decisions.checkpoints import write_checkpoint
 from core.decisions.ledger import Ledger, LedgerEntry
 from core.decisions.roster import TrustedRoster
-from core.decisions.verify import verify_ledger
-from core.errors import KfmError, LedgerError, RegistryError
-from core.registry.versions import Registry
-from core.signing.digests import ModelSubject
+from core.decisions.verify import LedgerReport, verify_ledger
+from core.errors import KfmError, LedgerError
 from core.workspace import Workspace
-
-
-def _subjects(registry: Registry, entries: Sequence[LedgerEntry]) -> dict[str, ModelSubject]:
-    subjects: dict[str, ModelSubject] = {}
-    for version in sorted({e.version for e in entries}):
-        try:
-            subjects[version] = registry.show(version).subject
-        except RegistryError:
-            continue  # verify_decision still checks signature and role; replay flags it
-    return subjects
 
 
 def _read(
@@ -61,12 +50,20 @@ def check_ledger_anchors(ws: Workspace, roster: TrustedRoster, ledger: Ledger) -
     The head is recorded in the witness when every entry verifies.
     """
     anchors, entries = _read(ws, roster, ledger)
+    verified = verify_ledger(entries, roster, ws.policy().decisions)
     report = check_anchors(
-        entries, anchors, roster=roster, ledger_roster_serial=recorded_roster_serial(entries)
+        entries, anchors, roster=roster, ledger_roster_serial=_roster_serial(verified, entries)
     )
-    if verify_ledger(entries, roster).ok:
+    if verified.ok:
         remember_verified(ws.trust_store(), report)
     return report
+
+
+def _roster_serial(report: LedgerReport, entries: Sequence[LedgerEntry]) -> int:
+    """The highest roster serial the ledger records: from the verified state when it verified."""
+    if report.state is not None:
+        return report.state.max_roster_serial or 0
+    return recorded_roster_serial(entries)
 
 
 def anchors_to_dict(ws: Workspace, report: AnchorReport) -> dict[str, Any]:
@@ -99,10 +96,9 @@ def register(app: typer.Typer) -> None:
         witness; print the first problem."""
         ws = open_workspace(workspace)
         roster = ws.roster()
-        registry = ws.registry()
         with closing(ws.ledger()) as ledger:
             anchors, entries = _read(ws, roster, ledger)
-        report = verify_ledger(entries, roster, subjects=_subjects(registry, entries))
+        report = verify_ledger(entries, roster, ws.policy().decisions)
         anchored: AnchorReport | None = None
         refusal: KfmError | None = None
         if report.ok:
@@ -111,7 +107,7 @@ def register(app: typer.Typer) -> None:
                     entries,
                     anchors,
                     roster=roster,
-                    ledger_roster_serial=recorded_roster_serial(entries),
+                    ledger_roster_serial=_roster_serial(report, entries),
                 )
             except KfmError as error:
                 refusal = error
@@ -140,10 +136,12 @@ def register(app: typer.Typer) -> None:
         elif anchored is not None:
             console.print(
                 styled(
-                    "[green]ledger verified[/]: {} entries, chain intact, every signature and "
-                    "role valid, consistent with the newest checkpoint and with what this client "
-                    "saw before",
+                    "[green]ledger verified[/]: {} entries, chain intact, every signature, role, "
+                    "anchor and decision rule valid (head #{} {}…), consistent with the newest "
+                    "checkpoint and with what this client saw before",
                     report.entries,
+                    report.state.head_seq if report.state else 0,
+                    report.state.head_hash[:16] if report.state else "",
                 )
             )
             print_anchors(ws, anchored)
@@ -164,7 +162,7 @@ def register(app: typer.Typer) -> None:
         registry = ws.registry()
         with closing(ws.ledger()) as ledger:
             anchors, entries = _read(ws, roster, ledger)
-        report = verify_ledger(entries, roster, subjects=_subjects(registry, entries))
+        report = verify_ledger(entries, roster, ws.policy().decisions)
         if report.broken is not None:
             raise LedgerError(
                 "refusing to checkpoint a ledger that does not verify",
@@ -173,7 +171,7 @@ def register(app: typer.Typer) -> None:
                 found=report.broken.message,
             )
         anchored = check_anchors(
-            entries, anchors, roster=roster, ledger_roster_serial=recorded_roster_serial(entries)
+            entries, anchors, roster=roster, ledger_roster_serial=_roster_serial(report, entries)
         )
         written = write_checkpoint(entries, registry, signer, roster, newest=anchors.checkpoint)
         remember_verified(ws.trust_store(), anchored, checkpoint=written)
@@ -194,25 +192,36 @@ def register(app: typer.Typer) -> None:
         last: int = typer.Option(20, "--last", help="How many of the latest entries."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """List the latest entries (unverified; use `kfm ledger verify`)."""
-        with closing(open_workspace(workspace).ledger()) as ledger:
-            entries = ledger.entries()[-last:] if last > 0 else ledger.entries()
+        """List the latest entries of the verified ledger, with the promotions and rollbacks they caused."""
+        ws = open_workspace(workspace)
+        with build_engine(ws, with_pipeline=False) as engine:
+            state = engine.state()
+            verified = engine.verified.entries  # as verified: an edited column never shows
+        entries = verified[-last:] if last > 0 else verified
         if as_json:
-            print_json([e.to_dict() for e in entries])
+            print_json(
+                [
+                    {**e.to_dict(), "events": [ev.to_dict() for ev in state.events_at(e.seq)]}
+                    for e in entries
+                ]
+            )
             return
         table = Table()
         for column in ("seq", "recorded", "kind", "version", "actor", "role", "target"):
             table.add_column(column)
         for e in entries:
-            table.add_row(
-                str(e.seq),
-                e.recorded_at,
-                e.kind,
-                e.version,
-                e.actor,
-                e.role,
-                e.target_version or "",
-            )
+            cells = (e.recorded_at, e.kind, e.version, e.actor, e.role, e.target_version or "")
+            table.add_row(str(e.seq), *(Text(c) for c in cells))
+            for event in state.events_at(e.seq):
+                derived = "(derived)" if event.derived else "(pipeline)"
+                marks = (
+                    f"→ {event.kind}",
+                    event.version,
+                    derived,
+                    "",
+                    event.production_after or "",
+                )
+                table.add_row("", "", *(Text(c) for c in marks))
         console.print(table)
 
     app.add_typer(group, name="ledger")

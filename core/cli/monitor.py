@@ -10,8 +10,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from core.cli._output import console, print_json, styled
-from core.cli.decide import build_engine
-from core.cli.workspace import open_workspace, workspace_option
+from core.cli.workspace import build_engine, open_workspace, workspace_option
 from core.monitoring.otel import TelemetryConfig
 
 

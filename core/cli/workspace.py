@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from core.cli._output import console, print_json, styled
+from core.decisions.engine import DecisionEngine
 from core.decisions.trust import ROOT_FINGERPRINT_ENV, TrustStore
 from core.errors import KeyError_
 from core.signing.keys import passphrase_from_env
@@ -128,3 +129,8 @@ def register(app: typer.Typer) -> None:
             f"  cd {ws.root} && kfm roster add --id alice --role council --public-key PUB"
         )
         console.print(f"  cd {ws.root} && kfm roster sign")
+
+
+def build_engine(ws: Workspace, *, with_pipeline: bool) -> DecisionEngine:
+    """The decision engine over the workspace's ledger, registry, roster and policy."""
+    return ws.decision_engine(pipeline_passphrase(ws) if with_pipeline else None)

@@ -1,65 +1,104 @@
-"""Decisions in, promotions and rollbacks out: the engine that drives the channel.
+"""Decisions in, verified state out: the engine that drives the channel.
 
-:class:`DecisionEngine` joins the ledger, the registry, the verified roster, the policy's
-``[decisions]`` rules and the pipeline key. Every change goes through :meth:`Ledger.transact`,
-so the check "are the rules met now?" and the append of its consequence happen under one lock:
+:class:`DecisionEngine` joins the ledger, the registry, the verified roster and the policy's
+``[decisions]`` table. Everything it decides reads a :class:`core.decisions.state.VerifiedState`
+(:meth:`DecisionEngine.state`: every entry verified — signature, role at its recorded time,
+anchor, the rules at that point of the chain — incrementally, by a
+:class:`core.decisions.verify.VerifiedLedger`). A broken entry stops it with an error naming
+the entry. Every append goes through :meth:`Ledger.transact`, so the check "may this be
+appended now?" and the append happen under one lock, on the ledger as verified at that moment.
 
-- :meth:`DecisionEngine.submit` takes a reviewer's signed approval, veto or rollback request,
-  verifies it (signature, roster key, role at its time, subject = the registry version's
-  digests), refuses what :func:`core.decisions.rules.refusal` refuses (the same rules
-  :meth:`DecisionEngine.allowed_actions` offers from), appends it and — when the replay now
-  shows the rules met — a promotion signed by the pipeline key; a veto or request against the
-  version in production appends a rollback instead. Reviewers build and sign their record with
-  :mod:`core.decisions.reviewer`.
+- :meth:`DecisionEngine.submit` takes a person's signed record (approve, veto,
+  request-rollback, waive, resolve), verifies it (signature, roster key and role now, the
+  subject the version registered, a signed time within the policy's clock skew, an anchor in
+  this chain), refuses what :func:`core.decisions.rules.refusal` refuses and appends it — *only
+  it*: the promotion or rollback it causes is derived by the verified replay, so a reviewer
+  never needs the pipeline key. When the record rolls production back, the engine writes the
+  rollback's three files (:mod:`core.decisions.rollbacks`) from the verified state. Reviewers
+  build and sign their record with :mod:`core.decisions.reviewer`.
+- :meth:`DecisionEngine.register` (deploy) and :meth:`DecisionEngine.record_monitoring`
+  (monitoring) append pipeline-signed records and need the pipeline key.
+- :func:`rollback_to_last_good_version` is the one entry point for automatic rollbacks (drift,
+  telemetry, validation regression, sovereignty violation): justified by an open breach of the
+  production version, it writes the three files first and appends a pipeline-signed
+  ``rollback`` whose evidence is their digests.
 - The engine holds the ledger open: use it as a context manager (``with ws.decision_engine()
   as engine:``), which closes the ledger on the way out.
-- :meth:`DecisionEngine.register` appends the pipeline's ``gates-attested`` and ``registered``
-  records for a freshly pushed version (``kfm deploy``).
-- :func:`rollback_to_last_good_version` is the one entry point for automatic rollbacks (drift
-  breach, sovereignty violation, telemetry anomaly, validation regression): it writes
-  ``climate/rollbacks/<id>/{rollback_report.json, drift_summary.json,
-  sovereignty_conflict.json}`` to the registry and appends the signed rollback.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from securesystemslib.dsse import Envelope
 
-from core.decisions.ledger import Ledger, LedgerEntry, chain, format_time
+from core.decisions.ledger import Ledger, LedgerEntry, format_time
 from core.decisions.records import (
+    Anchor,
+    BreachKind,
     DecisionRecord,
     EvidenceRef,
-    envelope_digest,
+    PromotionRules,
+    VersionFacts,
     envelope_from_dict,
     envelope_to_dict,
     read_statement,
     sign_decision,
     verify_decision,
 )
-from core.decisions.replay import replay
+from core.decisions.rollbacks import (
+    evidence_of,
+    rollback_files,
+    rollback_id,
+    write_missing_rollback_files,
+    write_rollback_once,
+)
 from core.decisions.roster import TrustedRoster
-from core.decisions.rules import allowed_actions, refusal
-from core.decisions.state import PRODUCTION, ChannelState, VersionFacts
-from core.decisions.verify import CLOCK_SKEW
+from core.decisions.rules import allowed_actions, refusal, rollback_refusal, waivable_gates
+from core.decisions.state import PRODUCTION, ChannelEvent, VerifiedState
+from core.decisions.verify import VerifiedLedger
 from core.errors import AuthorizationError, LedgerError, RegistryError
 from core.policy import DecisionPolicy
 from core.registry.versions import Registry, VersionRecord
+from core.signing.digests import ModelSubject
 from core.signing.keys import KeySigner
 
-RollbackTrigger = Literal["veto", "request", "drift", "sovereignty", "telemetry", "validation"]
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What a submitted record did: its entry, the channel events it caused, files written."""
+
+    entry: LedgerEntry
+    events: tuple[ChannelEvent, ...]
+    state: VerifiedState
+    rollback_keys: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """What happened, for people: the entry, then each consequence."""
+        e = self.entry
+        out = [f"appended #{e.seq}: {e.kind} {e.version} by {e.actor} ({e.role})"]
+        out += [f"→ {event.said}" for event in self.events]
+        if self.rollback_keys:
+            folder = self.rollback_keys[0].rsplit("/", 1)[0]
+            out.append(f"→ rollback report written to {folder}/")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "appended": [self.entry.to_dict()],
+            "events": [event.to_dict() for event in self.events],
+            "rollback_keys": list(self.rollback_keys),
+            "production": self.state.production,
+        }
 
 
 @dataclass(frozen=True)
 class RollbackOutcome:
-    """What a rollback did: which version left production, which came back, where the report is."""
+    """What an automatic rollback did: which version left production, which came back, where."""
 
     rollback_id: str
     rolled_back: str
@@ -80,7 +119,7 @@ class RollbackOutcome:
 
 
 class DecisionEngine:
-    """Verifies decisions, appends them, and appends the promotions and rollbacks they trigger."""
+    """Verifies and appends decisions; reads the channel only as verified."""
 
     def __init__(
         self,
@@ -91,6 +130,7 @@ class DecisionEngine:
         policy: DecisionPolicy,
         pipeline: KeySigner | None = None,
         clock: Callable[[], datetime] | None = None,
+        verified: VerifiedLedger | None = None,
     ) -> None:
         self.ledger = ledger
         self.registry = registry
@@ -99,6 +139,7 @@ class DecisionEngine:
         self.pipeline = pipeline
         self._clock = clock or (lambda: datetime.now(UTC))
         self._records: dict[str, VersionRecord] = {}
+        self.verified = verified or VerifiedLedger(roster, policy)
 
     # ----------------------------------------------------------------- lifetime
     def __enter__(self) -> DecisionEngine:
@@ -116,111 +157,122 @@ class DecisionEngine:
         return self._clock()
 
     # ----------------------------------------------------------------- state
-    def version_record(self, version: str) -> VersionRecord:
-        """The registry record of ``version`` (cached: records are immutable)."""
-        if version not in self._records:
-            self._records[version] = self.registry.show(version)
-        return self._records[version]
+    def state(self, *, at: datetime | None = None) -> VerifiedState:
+        """The channel now (or as it was at ``at``), from the verified ledger; raises if broken."""
+        state = self.verified.refresh(self.ledger)
+        return state if at is None else self.verified.at(at)
 
     def version_facts(self, version: str) -> VersionFacts:
-        """Submitter and concerned stewards of ``version``, from its registry record."""
-        record = self.version_record(version)
-        return VersionFacts(record.submitter, record.concerned_stewards)
+        """The signed facts of ``version`` (from its ``registered`` record)."""
+        facts = self.state().facts.get(version)
+        if facts is None:
+            raise LedgerError(
+                "version has no registered record in the ledger",
+                field="version",
+                expected="a version registered by `kfm deploy`",
+                found=version,
+            )
+        return facts
 
-    def facts(self, entries: Sequence[LedgerEntry]) -> dict[str, VersionFacts]:
-        """Submitter and concerned stewards of every version the entries register."""
-        out: dict[str, VersionFacts] = {}
-        for entry in entries:
-            if entry.kind == "registered" and entry.version not in out:
-                try:
-                    out[entry.version] = self.version_facts(entry.version)
-                except RegistryError:
-                    continue  # replay then reports "a registry record for this version"
-        return out
-
-    def state(self, *, at: datetime | None = None) -> ChannelState:
-        """The channel now, or as it was at ``at``."""
-        entries = self.ledger.entries()
-        return replay(entries, self.facts(entries), self.policy, at=at)
+    def version_record(self, version: str) -> VersionRecord:
+        """The registry record of ``version``, checked against the digest its facts signed."""
+        if version not in self._records:
+            record = self.registry.show(version)
+            facts = self.state().facts.get(version)
+            if facts is not None and record.digest != facts.record_sha256:
+                raise RegistryError(
+                    "the registry record is not the one the ledger registered",
+                    file=f"climate/index/{version}.json",
+                    field="record_sha256",
+                    expected=facts.record_sha256,
+                    found=record.digest,
+                )
+            self._records[version] = record
+        return self._records[version]
 
     def allowed_actions(self, actor: str, version: str) -> list[tuple[str, str]]:
         """The ``(action, role)`` pairs :meth:`submit` would accept from ``actor`` now."""
+        state = self.state()
         return allowed_actions(
             actor,
             version,
-            state=self.state(),
-            facts=self.version_facts(version),
+            state=state,
+            facts=state.facts.get(version),
             roster=self.roster,
-            policy=self.policy,
             at=self.now(),
         )
 
-    # ----------------------------------------------------------------- reviewers
-    def submit(self, envelope: Envelope | Mapping[str, Any]) -> list[LedgerEntry]:
-        """Verify and append a reviewer's decision, plus the promotion or rollback it triggers.
+    def waivable_gates(self, actor: str, version: str) -> list[str]:
+        """The failing gates of ``version`` that ``actor`` may waive now."""
+        state = self.state()
+        return waivable_gates(actor, version, state=state, facts=state.facts.get(version))
 
-        The signature, the roster key and role at the record's time and the subject (this
-        version's digests) are verified first; then, under the ledger's lock, the rules of
-        :func:`core.decisions.rules.refusal` on the state replayed from the ledger as it is.
+    # ----------------------------------------------------------------- people
+    def submit(self, envelope: Envelope | Mapping[str, Any]) -> SubmitOutcome:
+        """Verify and append a person's signed record; derive and report what it causes.
+
+        No pipeline key is involved: the promotion or rollback the record causes is derived by
+        the verified replay. A rollback's three files are written after the append.
         """
         data = envelope_to_dict(envelope) if isinstance(envelope, Envelope) else dict(envelope)
         parsed = envelope_from_dict(data)
         version = read_statement(parsed).version
-        subject = self.version_record(version).subject
-        record = verify_decision(parsed, self.roster, expected_subject=subject)
-        facts = self.version_facts(version)
+        subject = self.state().subjects.get(version)
+        if subject is None:
+            raise LedgerError(
+                "version has no registered record in the ledger",
+                field="version",
+                expected="a version registered by `kfm deploy`",
+                found=version,
+            )
         now = self.now()
-        if record.time > now + CLOCK_SKEW or record.time < now - timedelta(days=1):
+        record = verify_decision(parsed, self.roster, at=now, expected_subject=subject)
+        skew = timedelta(seconds=self.policy.clock_skew_seconds)
+        if abs(record.time - now) > skew:
             raise AuthorizationError(
                 "decision time is not current",
                 field="predicate.time",
-                expected=f"within a day before {format_time(now)}",
+                expected=f"within {self.policy.clock_skew_seconds} s of {format_time(now)}",
                 found=format_time(record.time),
             )
-        digest = envelope_digest(data)
 
         def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
-            _refuse_copy(entries, version, digest)
-            before = replay(entries, self.facts(entries), self.policy)
+            state = self.verified.update(entries)
+            _check_anchor(record.anchor, state)
             refused = refusal(
                 record.kind,
                 record.role,
                 record.actor,
                 version,
-                state=before,
-                facts=facts,
-                policy=self.policy,
+                state=state,
+                facts=state.facts.get(version),
+                gate=record.gate,
+                anchor=record.anchor,
             )
             if refused is not None:
                 raise refused
-            out: list[Envelope | Mapping[str, Any]] = [data]
-            provisional = [*entries, *chain(entries[-1] if entries else None, [data], now)]
-            after = replay(provisional, self.facts(provisional), self.policy)
-            state = after.versions[version]
-            if record.kind == "approve" and state.state == "approved":
-                out.append(self._promotion(state.version, after, now))
-            elif record.kind in ("veto", "request-rollback") and after.production == version:
-                trigger: RollbackTrigger = "veto" if record.kind == "veto" else "request"
-                envelope_out, _ = self._rollback(
-                    after,
-                    version,
-                    trigger,
-                    f"{record.kind} by {record.actor}: {_quote(record.reason)}",
-                    now,
-                    {},
-                    None,
-                    None,
+            if hashlib.sha256(parsed.payload).hexdigest() in state.record_digests:
+                raise AuthorizationError(
+                    "this exact decision record is already in the ledger (replayed record)",
+                    field="envelope",
+                    expected="a new record",
+                    found="a copy of an earlier entry",
                 )
-                out.append(envelope_out)
-            return out
+            return [data]
 
-        return self.ledger.transact(decide)
+        (entry,) = self.ledger.transact(decide)
+        after = self.state()
+        events = after.events_at(entry.seq)
+        keys: list[str] = []
+        if any(event.kind == "rollback" for event in events):
+            keys = write_missing_rollback_files(self.registry, after)
+        return SubmitOutcome(entry, events, after, tuple(keys))
 
     # ----------------------------------------------------------------- pipeline
     def _require_pipeline(self) -> KeySigner:
         if self.pipeline is None:
             raise AuthorizationError(
-                "the engine has no pipeline key to sign promotions and rollbacks",
+                "this needs the pipeline key (deploy, monitoring and automatic rollbacks)",
                 field="pipeline",
                 expected="the workspace pipeline key",
                 found="none",
@@ -233,10 +285,12 @@ class DecisionEngine:
         version: str,
         reason: str,
         now: datetime,
+        anchor: Anchor,
         *,
-        target: str | None = None,
-        evidence: Sequence[EvidenceRef] = (),
+        subject: ModelSubject,
+        **fields: Any,
     ) -> Envelope:
+        """A record signed by the pipeline key (called inside a transaction: reads nothing)."""
         signer = self._require_pipeline()
         record = DecisionRecord(
             kind=kind,  # type: ignore[arg-type]  # validated by pydantic
@@ -244,155 +298,156 @@ class DecisionEngine:
             role="pipeline",
             reason=reason,
             time=now,
-            subject=self.version_record(version).subject,
+            subject=subject,
             version=version,
+            anchor=anchor,
             channel=PRODUCTION,
-            target_version=target,
-            evidence=tuple(evidence),
+            **fields,
         )
         return sign_decision(record, signer)
-
-    def _promotion(self, version: str, state: ChannelState, now: datetime) -> Envelope:
-        approvals = state.versions[version].approvals
-        who = ", ".join(f"{v.actor} ({v.role})" for v in approvals)
-        return self._pipeline_record(
-            "promote", version, f"decision rules met: approved by {who}", now
-        )
 
     def register(
         self,
         record: VersionRecord,
         *,
         gates_json: bytes,
+        gates_failed: Sequence[str] = (),
         reason: str = "pushed by kfm deploy",
-        **facts: Any,
     ) -> list[LedgerEntry]:
-        """Append the pipeline's ``gates-attested`` and ``registered`` records for ``record``.
+        """Append the pipeline's ``registered`` and ``gates-attested`` records for ``record``.
 
-        ``facts`` are the version's facts as :func:`core.pipeline.register_version` passes them
-        (``submitter``, ``concerned_stewards``, ``model_family``, ``footprint``); they are the
-        signed registry record's, and not yet written into the ledger record.
+        The ``registered`` record signs the version's facts, all from its signed registry record
+        (submitter, concerned stewards, model family, the footprint computed from the data, the
+        record's digest) plus the promotion rules of the policy now; ``gates_failed`` lists the
+        gates that failed (each then needs a council quorum of waivers before promotion).
         """
-        self._records[record.version] = record
+        self._require_pipeline()
         now = self._clock()
+        facts = VersionFacts(
+            submitter=record.submitter,
+            concerned_stewards=tuple(record.concerned_stewards),
+            model_family=record.model_family,
+            footprint=tuple(record.footprint),  # type: ignore[arg-type]  # validated by pydantic
+            record_sha256=record.digest,
+            rules=PromotionRules.from_policy(self.policy),
+        )
         gates = EvidenceRef(name="gates.json", sha256=hashlib.sha256(gates_json).hexdigest())
         registry_ref = EvidenceRef(name="registry/version.json", sha256=record.digest)
+        failed = sorted(set(gates_failed))
+        verdict = "every gate passed" if not failed else f"gates failed: {', '.join(failed)}"
 
         def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
-            if any(e.kind == "registered" and e.version == record.version for e in entries):
+            state = self.verified.update(entries)
+            if record.version in state.versions:
                 raise LedgerError(
                     "version is already registered in the ledger",
                     field="version",
                     expected="a new version",
                     found=record.version,
                 )
+
+            def pipeline(kind: str, reason: str, **fields: Any) -> Envelope:
+                return self._pipeline_record(
+                    kind, record.version, reason, now, state.anchor, subject=record.subject,
+                    **fields,
+                )  # fmt: skip
+
             return [
-                self._pipeline_record(
-                    "gates-attested", record.version, "every gate passed", now, evidence=[gates]
-                ),
-                self._pipeline_record(
+                pipeline(
                     "registered",
-                    record.version,
                     f"{reason}; submitted by {record.submitter}",
-                    now,
-                    evidence=[gates, registry_ref],
+                    evidence=(gates, registry_ref),
+                    facts=facts,
                 ),
+                pipeline("gates-attested", verdict, evidence=(gates,), gates_failed=tuple(failed)),
             ]
 
+        self._records[record.version] = record
         return self.ledger.transact(decide)
 
     def record_monitoring(
-        self, version: str, reason: str, evidence: Sequence[EvidenceRef]
+        self,
+        version: str,
+        reason: str,
+        evidence: Sequence[EvidenceRef],
+        *,
+        breaches: Sequence[BreachKind] = (),
     ) -> LedgerEntry:
-        """Append a pipeline-signed ``monitoring`` record about a run on ``version``."""
+        """Append a pipeline-signed ``monitoring`` record of a run on ``version``.
+
+        ``breaches`` (drift, telemetry, validation, sovereignty) open on the version and block
+        its promotion until a later in-bounds run (no breaches) or a working-group ``resolve``.
+        """
+        self._require_pipeline()
         now = self._clock()
 
         def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
-            if not any(e.kind == "registered" and e.version == version for e in entries):
+            state = self.verified.update(entries)
+            if version not in state.versions:
                 raise LedgerError(
                     "cannot monitor a version the ledger never registered",
                     field="version",
                     expected="a registered version",
                     found=version,
                 )
-            return [self._pipeline_record("monitoring", version, reason, now, evidence=evidence)]
+            return [
+                self._pipeline_record(
+                    "monitoring",
+                    version,
+                    reason,
+                    now,
+                    state.anchor,
+                    subject=state.subjects[version],
+                    evidence=tuple(evidence),
+                    breaches=tuple(sorted(set(breaches))),
+                )
+            ]
 
         (entry,) = self.ledger.transact(decide)
         return entry
 
-    def _rollback(
-        self,
-        state: ChannelState,
-        version: str,
-        trigger: RollbackTrigger,
-        reason: str,
-        now: datetime,
-        evidence_files: Mapping[str, Any],
-        drift_summary: Mapping[str, Any] | None,
-        sovereignty_conflict: Mapping[str, Any] | None,
-    ) -> tuple[Envelope, tuple[str, str | None, tuple[str, ...]]]:
-        target = state.last_good_version(excluding=version)
-        rollback_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{version}-{uuid.uuid4().hex[:8]}"
-        report = {
-            "rollback_id": rollback_id,
-            "rolled_back": version,
-            "target_version": target,
-            "trigger": trigger,
-            "reason": reason,
-            "time": format_time(now),
-            "production_before": state.production,
-            "production_after": target,
-            "ledger_head_seq": state.head_seq,
-            "evidence": dict(evidence_files),
-        }
-        files = {
-            "rollback_report.json": _json_bytes(report),
-            "drift_summary.json": _json_bytes(
-                dict(drift_summary)
-                if drift_summary is not None
-                else {"status": "not applicable", "trigger": trigger}
-            ),
-            "sovereignty_conflict.json": _json_bytes(
-                dict(sovereignty_conflict)
-                if sovereignty_conflict is not None
-                else {"status": "not applicable", "trigger": trigger}
-            ),
-        }
-        keys = self.registry.write_rollback(rollback_id, files)
-        evidence = [
-            EvidenceRef(
-                name=f"rollbacks/{rollback_id}/{name}", sha256=hashlib.sha256(data).hexdigest()
-            )
-            for name, data in files.items()
-        ]
-        envelope = self._pipeline_record(
-            "rollback", version, f"{trigger}: {reason}", now, target=target, evidence=evidence
+    def write_missing_rollback_files(self) -> list[str]:
+        """Write the files of any rollback the registry lacks (a process stopped before them)."""
+        return write_missing_rollback_files(self.registry, self.state())
+
+
+def _check_anchor(anchor: Anchor, state: VerifiedState) -> None:
+    """A record's anchor must be a head of this ledger (the signer saw this chain)."""
+    if state.hash_at(anchor.seq) != anchor.entry_hash:
+        raise LedgerError(
+            "the record was built against a ledger head that is not in this ledger",
+            field="predicate.anchor",
+            expected=f"an entry of this ledger (head #{state.head_seq})",
+            found=f"#{anchor.seq} {anchor.entry_hash[:16]}…",
+            hint="build the record again against the current ledger",
         )
-        return envelope, (rollback_id, target, tuple(keys))
 
 
 def rollback_to_last_good_version(
     engine: DecisionEngine,
     *,
-    trigger: RollbackTrigger,
+    trigger: BreachKind,
     reason: str,
     version: str | None = None,
     drift_summary: Mapping[str, Any] | None = None,
     sovereignty_conflict: Mapping[str, Any] | None = None,
-    evidence: Mapping[str, Any] | None = None,
 ) -> RollbackOutcome:
-    """Roll the version in production (or ``version``, which must be it) back to the last good one.
+    """Roll the version in production (``version``, if given, must be it) back automatically.
 
-    Writes ``climate/rollbacks/<id>/{rollback_report.json, drift_summary.json,
-    sovereignty_conflict.json}`` and appends a rollback signed by the pipeline key, atomically
-    with the check that ``version`` is still in production.
+    The version must have an open ``trigger`` breach (recorded by monitoring or re-screening).
+    Writes ``climate/rollbacks/<seq>-<version>/`` (``drift_summary`` and
+    ``sovereignty_conflict`` are the monitoring's own content; otherwise they are derived from
+    the verified state) and appends a pipeline-signed rollback whose evidence is their
+    digests, atomically with the check that the rollback is justified.
     """
     if not reason.strip():
         raise LedgerError("a rollback needs a reason", field="reason", expected="text", found="''")
+    pipeline = engine._require_pipeline()
+    now = engine.now()  # once: a retried transaction writes the same files
     outcome: dict[str, Any] = {}
 
     def decide(entries: Sequence[LedgerEntry]) -> list[Envelope | Mapping[str, Any]]:
-        state = replay(entries, engine.facts(entries), engine.policy)
+        state = engine.verified.update(entries)
         current = state.production
         if current is None or (version is not None and version != current):
             raise LedgerError(
@@ -401,18 +456,53 @@ def rollback_to_last_good_version(
                 expected=f"the production version ({current or 'none'})",
                 found=version or "no production version",
             )
-        envelope, (rollback_id, target, keys) = engine._rollback(
-            state,
-            current,
-            trigger,
-            reason,
-            engine.now(),
-            evidence or {},
-            drift_summary,
-            sovereignty_conflict,
+        target = state.last_good_version(excluding=current)
+        refused = rollback_refusal(
+            current, (trigger,), target, state=state, current=state.versions[current]
         )
-        outcome.update(rollback_id=rollback_id, rolled_back=current, target=target, keys=keys)
-        return [envelope]
+        if refused is not None:
+            raise refused
+        seq = state.head_seq + 1
+        last_run = state.versions[current].last_run
+        planned = ChannelEvent(
+            kind="rollback",
+            version=current,
+            seq=seq,
+            recorded_at=format_time(now),
+            cause="rollback",
+            trigger=trigger,
+            actor=pipeline.key_id,
+            role="pipeline",
+            reason=reason,
+            derived=False,
+            production_before=current,
+            production_after=target,
+            evidence=last_run.evidence if last_run is not None else (),
+            last_run=last_run,
+        )
+        folder = rollback_id(seq, current)
+        files = rollback_files(
+            engine.registry,
+            planned,
+            state.facts[current],
+            drift_summary=drift_summary,
+            sovereignty_conflict=sovereignty_conflict,
+        )
+        keys = write_rollback_once(engine.registry, folder, files)
+        outcome.update(rollback_id=folder, rolled_back=current, target=target, keys=keys)
+        return [
+            engine._pipeline_record(
+                "rollback",
+                current,
+                f"{trigger}: {reason}",
+                now,
+                state.anchor,
+                subject=state.subjects[current],
+                target_version=target,
+                breaches=(trigger,),
+                evidence=tuple(evidence_of(folder, files)),
+            )
+        ]
 
     (entry,) = engine.ledger.transact(decide)
     return RollbackOutcome(
@@ -420,27 +510,6 @@ def rollback_to_last_good_version(
         rolled_back=outcome["rolled_back"],
         target_version=outcome["target"],
         trigger=trigger,
-        report_keys=outcome["keys"],
+        report_keys=tuple(outcome["keys"]),
         entry=entry,
     )
-
-
-def _refuse_copy(entries: Sequence[LedgerEntry], version: str, digest: str) -> None:
-    """A signed record is appended once: a copy of one already in the ledger is refused."""
-    for entry in entries:
-        if entry.version == version and envelope_digest(entry.envelope_dict()) == digest:
-            raise AuthorizationError(
-                "this exact decision record is already in the ledger (replayed record)",
-                field="envelope",
-                expected="a new record",
-                found=f"a copy of entry {entry.seq}",
-            )
-
-
-def _quote(reason: str, limit: int = 200) -> str:
-    """A reviewer's reason quoted in a pipeline record: short, the full text is in its own record."""
-    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
-
-
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")

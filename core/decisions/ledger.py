@@ -6,9 +6,10 @@ the ledger recorded it, and its own ``entry_hash`` — SHA-256 over
 ``[seq, prev_hash, recorded_at, envelope_sha256]`` (see :func:`entry_hash`). Editing, inserting or deleting any row breaks
 the chain from that row on; :func:`core.decisions.verify.verify_ledger` finds the first such row.
 
-For fast replay, each row also carries the record's fields (kind, actor, role, version, time,
-target version) read from the envelope's payload when it was appended; verification checks they
-still match the signed payload.
+For display and queries, each row also carries the record's fields (kind, actor, role, version,
+time, target version) read from the envelope's payload when it was appended; nothing decides on
+them: the verified replay reads the signed payload and refuses a row whose columns differ.
+``recorded_at`` never goes backwards: an entry is recorded no earlier than its predecessor.
 
 Appends are serialized so concurrent writers never fork the chain: SQLite takes its write lock
 first (``BEGIN IMMEDIATE``), PostgreSQL a transaction-scoped advisory lock, and both have unique
@@ -37,11 +38,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from securesystemslib.dsse import Envelope
 
-from core.decisions.records import envelope_to_dict, read_statement
+from core.decisions.records import GENESIS, envelope_to_dict, read_statement
 from core.errors import KfmError, LedgerError
 from core.jsonio import canonical_json_bytes
 
-GENESIS = "0" * 64
 Decide = Callable[[Sequence["LedgerEntry"]], Sequence[Envelope | Mapping[str, Any]]]
 Clock = Callable[[], datetime]
 
@@ -157,9 +157,11 @@ def chain(
     envelopes: Sequence[Envelope | Mapping[str, Any]],
     recorded_at: datetime,
 ) -> list[LedgerEntry]:
-    """The entries that append ``envelopes`` after ``head``."""
+    """The entries that append ``envelopes`` after ``head`` (recorded no earlier than it)."""
     seq = head.seq if head else 0
     prev = head.entry_hash if head else GENESIS
+    if head is not None:
+        recorded_at = max(recorded_at, head.recorded)
     out = []
     for envelope in envelopes:
         seq += 1
@@ -177,6 +179,10 @@ class Ledger(Protocol):
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry in order."""
+        ...
+
+    def read_from(self, seq: int) -> list[LedgerEntry]:
+        """The entries from ``seq`` on, in order (a verified reader reads only what is new)."""
         ...
 
     def transact(self, decide: Decide) -> list[LedgerEntry]:
@@ -248,6 +254,10 @@ class _SqlLedger:
     def entries(self) -> list[LedgerEntry]:
         with self._reading() as cursor:
             return self._fetch_after(cursor, 0)  # always re-read: verification relies on it
+
+    def read_from(self, seq: int) -> list[LedgerEntry]:
+        with self._reading() as cursor:
+            return self._fetch_after(cursor, seq - 1)
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:

@@ -1,18 +1,22 @@
 """A reviewer's decision: built with the evidence the policy names, signed, then submitted.
 
-Every place a person decides — ``kfm approve | veto | request-rollback``, the dashboard, the
-demo and the test fixtures — goes through this module, so every reviewer's record has the same
-shape: the actor is the signer's key id, the channel is ``production``, the time is to the
-second, the reason is not blank, and the evidence is the SHA-256 of each file the policy's
+Every place a person decides — ``kfm approve | veto | request-rollback | waive | resolve``, the
+dashboard, the demo and the test fixtures — goes through this module, so every reviewer's
+record has the same shape: the actor is the signer's key id, the channel is ``production``, the
+time is to the second, the reason is not blank, the anchor is the head of the *verified* ledger
+the record was built against, and the evidence is the SHA-256 of each file the policy's
 ``[decisions] evidence`` names, as the version's registry record holds it (a named file the
 version does not hold is left out; a decision with no evidence at all is refused).
 
-- :func:`prepare_decision` ``(kind, record, signer, *, role, reason, policy, time) -> dict`` —
-  the signed envelope (JSON data), without submitting it: it can be written to a file and
-  submitted later, by anyone, with :meth:`core.decisions.engine.DecisionEngine.submit`.
-- :func:`submit_decision` ``(engine, kind, version, signer, *, role, reason)`` — prepares the
-  envelope with the engine's registry record, policy and clock, and submits it; returns the
-  ledger entries appended (the decision, and the promotion or rollback it triggered).
+- :func:`prepare_decision` ``(kind, record, signer, *, role, reason, policy, time, anchor,
+  gate=None) -> dict`` — the signed envelope (JSON data), without submitting it: it can be
+  written to a file and submitted by anyone with
+  :meth:`core.decisions.engine.DecisionEngine.submit` while its time is within the policy's
+  clock skew.
+- :func:`submit_decision` ``(engine, kind, version, signer, *, role, reason, gate=None)`` —
+  prepares the envelope with the engine's registry record, policy, clock and verified head, and
+  submits it; returns the :class:`core.decisions.engine.SubmitOutcome` (the entry appended and
+  the promotion or rollback it caused, derived). No pipeline key is needed.
 - :func:`decision_envelope` — the one place a decision record is built and signed; the two
   above call it, and :func:`core.testing.signed_decision` calls it for records of any shape.
 - :func:`decision_evidence`, :func:`check_reason` — the two checks, for callers that want to
@@ -28,10 +32,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from core.decisions.engine import DecisionEngine
-from core.decisions.ledger import LedgerEntry
+from core.decisions.engine import DecisionEngine, SubmitOutcome
 from core.decisions.records import (
     MAX_REASON_CHARS,
+    Anchor,
     DecisionRecord,
     EvidenceRef,
     envelope_to_dict,
@@ -54,10 +58,16 @@ def decision_envelope(
     subject: ModelSubject,
     reason: str,
     time: datetime,
+    anchor: Anchor,
     evidence: Sequence[EvidenceRef] = (),
     target_version: str | None = None,
+    gate: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """A decision record by ``signer`` (actor = its key id) on ``production``, signed, as JSON."""
+    """A decision record by ``signer`` (actor = its key id) on ``production``, signed, as JSON.
+
+    ``fields`` are further record fields (``facts``, ``breaches``...) for records of any shape.
+    """
     record = DecisionRecord(
         kind=kind,  # type: ignore[arg-type]  # validated by pydantic
         actor=signer.key_id,
@@ -69,6 +79,9 @@ def decision_envelope(
         channel=PRODUCTION,
         target_version=target_version,
         evidence=tuple(evidence),
+        anchor=anchor,
+        gate=gate,
+        **fields,
     )
     return envelope_to_dict(sign_decision(record, signer))
 
@@ -121,8 +134,14 @@ def prepare_decision(
     reason: str,
     policy: DecisionPolicy,
     time: datetime,
+    anchor: Anchor,
+    gate: str | None = None,
 ) -> dict[str, Any]:
-    """The signed envelope of ``signer``'s decision on ``record``'s version (not submitted)."""
+    """The signed envelope of ``signer``'s decision on ``record``'s version (not submitted).
+
+    ``anchor`` is the head of the verified ledger the signer looked at; ``gate`` the failing
+    gate a ``waive`` names.
+    """
     return decision_envelope(
         signer,
         kind=kind,
@@ -131,7 +150,9 @@ def prepare_decision(
         subject=record.subject,
         reason=check_reason(reason),
         time=time.replace(microsecond=0),
+        anchor=anchor,
         evidence=decision_evidence(record, policy.evidence),
+        gate=gate,
     )
 
 
@@ -143,8 +164,10 @@ def submit_decision(
     *,
     role: str,
     reason: str,
-) -> list[LedgerEntry]:
-    """Prepare ``signer``'s decision on ``version`` and submit it; the ledger entries appended."""
+    gate: str | None = None,
+) -> SubmitOutcome:
+    """Prepare ``signer``'s decision on ``version`` against the verified head and submit it."""
+    state = engine.state()
     envelope = prepare_decision(
         kind,
         engine.version_record(version),
@@ -153,5 +176,7 @@ def submit_decision(
         reason=reason,
         policy=engine.policy,
         time=engine.now(),
+        anchor=state.anchor,
+        gate=gate,
     )
     return engine.submit(envelope)

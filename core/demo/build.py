@@ -15,15 +15,21 @@ DemoInfo`` runs these steps (:data:`DEMO_STEPS`), each through the owning module
 4. **roster** — every reviewer added, the roster re-signed by the root key;
 5. **deploy** — :func:`core.pipeline.deploy_candidate`, submitted by council reviewer ``chidi``:
    self-approval is forbidden, and ``amara`` and ``bruno`` still make the quorum of two;
-6. **first approval** — ``amara`` approves, so the dashboard opens on a version under review
-   with decisions still to make (``bruno``'s and every concerned steward's);
+6. **first approval** — ``amara`` approves through an engine that holds no pipeline key (as
+   every reviewer does), so the dashboard opens on a version under review with decisions still
+   to make (``bruno``'s and every concerned steward's);
 7. **monitoring runs** (unless ``monitoring=False``) — two real batches from the held-out
-   reanalysis times (:mod:`core.monitoring.batches`), written to ``batches/``: as they are, and under a
-   +3 K warming; both are run through :func:`core.monitoring.record.monitor_version`, so the drift,
-   energy and explainability pages have runs, and the warming run shows a recorded breach (no
-   rollback: the version is not in production yet);
+   reanalysis times (:mod:`core.monitoring.batches`), written to ``batches/``: under a +3 K
+   warming, then as they are; both are run through
+   :func:`core.monitoring.record.monitor_version`, so the drift, energy and explainability pages
+   have runs. The warming run records a drift breach (no rollback: the version is not in
+   production yet), which blocks promotion; the later in-bounds run closes it, so the
+   remaining approvals promote the version;
 8. **verify** — the whole ledger (:func:`core.decisions.verify.verify_ledger`) and the registry
    version (:meth:`core.registry.versions.Registry.verify`) must check out.
+
+The pipeline key is used by this process for deploy and monitoring only; no reviewer's step
+needs it.
 
 Every private key is passphrase-protected. The passphrases are for the demo only and
 deterministic (:data:`DEMO_PASSPHRASE_PREFIX` + id); they are written to
@@ -388,7 +394,8 @@ def _deploy_and_approve(
     from core.signing.keys import load_signer
 
     say(DEMO_STEPS[4])
-    with ws.decision_engine(demo_passphrase(PIPELINE_ID)) as engine:
+    pipeline_passphrase = demo_passphrase(PIPELINE_ID)
+    with ws.decision_engine(pipeline_passphrase) as engine:
         outcome = deploy_candidate(
             ws.root / "candidate",
             engine=engine,
@@ -414,11 +421,12 @@ def _deploy_and_approve(
             )
         version = outcome.version
 
-        say(DEMO_STEPS[5])
-        approver = next(p for p in people if p.id == FIRST_APPROVER)
-        signer = load_signer(ws.path(approver.key), approver.passphrase, key_id=approver.id)
+    say(DEMO_STEPS[5])
+    approver = next(p for p in people if p.id == FIRST_APPROVER)
+    signer = load_signer(ws.path(approver.key), approver.passphrase, key_id=approver.id)
+    with ws.decision_engine() as reviewer_engine:  # a reviewer holds no pipeline key
         submit_decision(
-            engine,
+            reviewer_engine,
             "approve",
             version,
             signer,
@@ -426,13 +434,15 @@ def _deploy_and_approve(
             reason="demo: gates pass, attributions and lineage reviewed",
         )
 
-        say(DEMO_STEPS[6])
-        if monitoring:
+    say(DEMO_STEPS[6])
+    if monitoring:
+        with ws.decision_engine(pipeline_passphrase) as engine:
             _monitoring_runs(ws, engine, version)
 
-        say(DEMO_STEPS[7])
+    say(DEMO_STEPS[7])
+    with ws.decision_engine() as engine:
         entries = engine.ledger.entries()
-        report = verify_ledger(entries, engine.roster, subjects={version: outcome.pushed.subject})
+        report = verify_ledger(entries, engine.roster, engine.policy)
         if report.broken is not None:
             raise DemoError(
                 "the demo ledger does not verify",
@@ -466,15 +476,15 @@ def _deploy_and_approve(
 
 
 def _monitoring_runs(ws: Workspace, engine: Any, version: str) -> None:
-    """Two monitoring runs on real batches: held-out times as they are, and warmed by 3 K."""
+    """Two monitoring runs on real batches: warmed by 3 K (a breach), then as they are."""
     from core.monitoring.batches import make_batch
     from core.monitoring.record import monitor_version
 
     validation = ws.root / "candidate" / "data" / "validation.nc"
     policy = ws.policy().monitoring
     for kind, name in (
-        ("in-distribution", "batch-held-out.nc"),
         ("warming", "batch-warming-3K.nc"),
+        ("in-distribution", "batch-held-out.nc"),
     ):
         batch = make_batch(validation, kind, ws.root / "batches" / name)  # type: ignore[arg-type]
         monitor_version(engine, version, batch, policy)

@@ -11,8 +11,10 @@ that proves it (``gates.json``, ``model.sig``, ``sovereignty/*``).
 
 :func:`decision_stages` turns ledger entries (:class:`core.decisions.ledger.LedgerEntry`) about a version
 into PROV activities with their **recorded** times: attestations, registrations, approvals,
-vetoes, promotions, rollbacks and monitoring runs, each by its actor in its role, using the
-registry version and generating the signed decision record. :func:`lineage_with_decisions`
+vetoes, waivers, resolutions, rollbacks and monitoring runs, each by its actor in its role,
+using the registry version and generating the signed decision record; the promotions and
+rollbacks the verified replay derives from them (:class:`core.decisions.state.ChannelEvent`)
+are activities of their own, informed by the entry that caused them. :func:`lineage_with_decisions`
 appends them to a version's stored ``provenance.json`` and returns the PROV-JSON data: what the
 dashboard's lineage page shows (training data → ... → push → decisions).
 """
@@ -46,6 +48,7 @@ from core.signing.digests import multihash, sha256_file
 
 if TYPE_CHECKING:
     from core.decisions.ledger import LedgerEntry
+    from core.decisions.state import ChannelEvent
 
 STAGE_OFFSETS: dict[str, timedelta] = {
     "validation": timedelta(minutes=1),
@@ -60,7 +63,8 @@ DECISION_STAGE_KINDS: dict[str, str] = {
     "registered": "registration",
     "approve": "approval",
     "veto": "veto",
-    "promote": "promotion",
+    "waive": "waiver",
+    "resolve": "resolution",
     "rollback": "rollback",
     "request-rollback": "rollback-request",
     "monitoring": "monitoring",
@@ -200,9 +204,14 @@ def _gates_passed(gates_json: bytes) -> bool:
 
 # --------------------------------------------------------------------------- decisions
 def decision_stages(
-    entries: Iterable[LedgerEntry], *, name: str, version: str
+    entries: Iterable[LedgerEntry],
+    *,
+    name: str,
+    version: str,
+    events: Iterable[ChannelEvent] = (),
 ) -> list[StageRecord]:
-    """One activity per ledger entry about ``version`` (its own, and rollbacks to it)."""
+    """One activity per ledger entry about ``version`` (its own, and rollbacks to it), and
+    one per derived promotion or rollback of it (``events``)."""
     ids = LineageIds.from_tag(f"{name}-{version}")
     stages = []
     for entry in sorted(entries, key=lambda e: e.seq):
@@ -254,6 +263,29 @@ def decision_stages(
                 attributes=attributes,
             )
         )
+    for event in events:
+        if event.version != version or not event.derived:
+            continue
+        at = datetime.fromisoformat(event.recorded_at.replace("Z", "+00:00"))
+        stages.append(
+            StageRecord(
+                kind=event.kind,
+                id=ids.activity(f"{event.kind}/{event.seq}-derived"),
+                label=f"{event.kind} of {event.version} derived from ledger entry {event.seq}",
+                started=at,
+                ended=at,
+                agent=AgentRef(id="kfm:agent/verified-replay", label="verified replay"),
+                used=(EntityRef(id=f"kfm:decision/{ids.tag}/{event.seq}"),),
+                informed_by=(ids.activity(f"{DECISION_STAGE_KINDS[event.cause]}/{event.seq}"),),
+                attributes={
+                    "kfm:seq": event.seq,
+                    "kfm:version": event.version,
+                    "kfm:derived": True,
+                    "kfm:production_after": event.production_after or "",
+                    "kfm:reason": event.said,
+                },
+            )
+        )
     return stages
 
 
@@ -263,8 +295,12 @@ def lineage_with_decisions(
     *,
     name: str,
     version: str,
+    events: Iterable[ChannelEvent] = (),
 ) -> dict[str, Any]:
     """A version's stored ``provenance.json`` with its ledger decisions appended (PROV-JSON).
+
+    ``events`` are the verified state's channel events: derived promotions and rollbacks are
+    added as activities informed by the entry that caused them.
 
     Decisions are informed by the push activity when the provenance records one.
     """
@@ -277,8 +313,10 @@ def lineage_with_decisions(
     informed = (push,) if doc.get_record(push) else ()
     if not doc.get_record(ids.registry_version):
         doc.entity(ids.registry_version, {"kfm:version": version})
-    for stage in decision_stages(entries, name=name, version=version):
-        add_stage(doc, stage.model_copy(update={"informed_by": informed}))
+    for stage in decision_stages(entries, name=name, version=version, events=events):
+        if not stage.informed_by:
+            stage = stage.model_copy(update={"informed_by": informed})
+        add_stage(doc, stage)
     data: dict[str, Any] = json.loads(prov_json(doc))
     return data
 

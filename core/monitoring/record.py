@@ -3,12 +3,15 @@
 :func:`monitor_version` fetches what the run needs from the registry (after re-hashing the
 version), runs :func:`core.monitoring.run.run_monitoring` on the batch, stores the run's files under
 ``climate/monitoring/<version>/<run id>/`` (create-once, ``run.json`` last), appends a
-pipeline-signed ``monitoring`` record whose evidence is the digests of those files, and — when the
-policy's drift or telemetry limits are breached and the version is in production — rolls back to
-the last good version with :func:`core.decisions.engine.rollback_to_last_good_version` (which writes
-``rollback_report.json``, ``drift_summary.json`` and ``sovereignty_conflict.json``). A batch within
-bounds changes nothing but the run history. After each of its appends it checkpoints the ledger
-head (:func:`core.decisions.checkpoints.checkpoint_head`): monitoring holds the pipeline key.
+pipeline-signed ``monitoring`` record whose evidence is the digests of those files and whose
+``breaches`` name what the run breached (``drift``, ``telemetry``), and — when the version is in
+production — rolls back to the last good version with
+:func:`core.decisions.engine.rollback_to_last_good_version` (which writes
+``rollback_report.json``, ``drift_summary.json`` and ``sovereignty_conflict.json``). A breach of
+a version awaiting decisions blocks its promotion until a later in-bounds run or a
+working-group ``resolve``; an in-bounds run closes the version's open breaches. After each of
+its appends it checkpoints the ledger head (:func:`core.decisions.checkpoints.checkpoint_head`):
+monitoring holds the pipeline key.
 """
 
 from __future__ import annotations
@@ -28,10 +31,9 @@ from core.decisions.checkpoints import checkpoint_head
 from core.decisions.engine import (
     DecisionEngine,
     RollbackOutcome,
-    RollbackTrigger,
     rollback_to_last_good_version,
 )
-from core.decisions.records import EvidenceRef
+from core.decisions.records import BreachKind, EvidenceRef
 from core.errors import RegistryError
 from core.jsonio import dumps
 from core.monitoring.otel import TelemetryConfig
@@ -149,12 +151,19 @@ def monitor_version(
     verdict = (
         "; ".join(run.breaches) if run.breaches else "within the policy's drift and energy limits"
     )
+    breaches: list[BreachKind] = []
+    if run.drift_breaches:
+        breaches.append("drift")
+    if run.telemetry_breaches:
+        breaches.append("telemetry")
     entry = engine.record_monitoring(
-        version, f"monitoring run {run_id} on {batch.name}: {verdict}", evidence
+        version, f"monitoring run {run_id} on {batch.name}: {verdict}", evidence, breaches=breaches
     )
     _checkpoint(engine)
     if not run.needs_rollback:
-        return MonitorOutcome(run, entry.seq, None, "within bounds: nothing changed")
+        return MonitorOutcome(
+            run, entry.seq, None, f"within bounds: no open breach of {version} remains"
+        )
     state = engine.state()
     if state.production != version:
         return MonitorOutcome(
@@ -162,17 +171,15 @@ def monitor_version(
             entry.seq,
             None,
             f"breach recorded; no rollback because {version} is not in production "
-            f"(production: {state.production or 'none'})",
+            f"(production: {state.production or 'none'}); it cannot be promoted until a later "
+            "in-bounds run or a working-group resolve",
         )
-    trigger: RollbackTrigger = "drift" if run.drift_breaches else "telemetry"
-    drift_summary = json.loads(files["drift_summary.json"])
     outcome = rollback_to_last_good_version(
         engine,
-        trigger=trigger,
+        trigger=breaches[0],
         version=version,
         reason=f"monitoring run {run_id}: {verdict}",
-        drift_summary=drift_summary,
-        evidence={e.name: e.sha256 for e in evidence},
+        drift_summary=json.loads(files["drift_summary.json"]),
     )
     _checkpoint(engine)
     target = outcome.target_version or "no earlier good version (production is now empty)"

@@ -52,9 +52,12 @@ def clear_streamlit_caches() -> None:
 
 
 def serve(monkeypatch: pytest.MonkeyPatch, info: DemoInfo) -> None:
-    """Point the dashboard (AppTest runs it in this process) at ``info``'s workspace."""
+    """Point the dashboard (AppTest runs it in this process) at ``info``'s workspace.
+
+    The pipeline key's passphrase is *not* set: reviewers never need it.
+    """
     monkeypatch.setenv("KFM_WORKSPACE", str(info.workspace))
-    monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", demo_passphrase("pipeline"))
+    monkeypatch.delenv("KFM_PIPELINE_PASSPHRASE", raising=False)
 
 
 @pytest.fixture
@@ -78,13 +81,13 @@ def on_copy(demo_copy: DemoInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[De
 def approve_with_core(info: DemoInfo, actor: str, role: str) -> list[str]:
     """Sign and submit ``actor``'s approval of the demo version with the core API (no UI).
 
-    Returns the kinds of the ledger entries it appended (``["approve", "promote"]`` when it was
-    the last approval needed).
+    Returns the kind of the entry appended and of the events it caused (``["approve",
+    "promotion"]`` when it was the last approval needed). No pipeline key is used.
     """
     ws = Workspace.open(info.workspace, trust=TrustStore.from_environment(os.environ, None))
     signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
-    with ws.decision_engine(demo_passphrase("pipeline")) as engine:
-        appended = submit_decision(
+    with ws.decision_engine() as engine:
+        outcome = submit_decision(
             engine,
             "approve",
             info.version,
@@ -92,7 +95,7 @@ def approve_with_core(info: DemoInfo, actor: str, role: str) -> list[str]:
             role=role,
             reason="test: reviewed outside the dashboard",
         )
-    return [e.kind for e in appended]
+    return [outcome.entry.kind, *(e.kind for e in outcome.events)]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import services
 from core.demo.build import DemoInfo, demo_passphrase
-from core.errors import AuthorizationError
+from core.errors import AuthorizationError, KfmError
 from core.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -201,9 +201,9 @@ def test_bruno_approves_through_the_dialog(on_copy: DemoInfo) -> None:
     assert at.radio(key="decide-action").options == ["Approve as council", "Veto as council"]
     assert at.text_input(key="decide-pending-id").value == "bruno"
     sign(at, demo_passphrase("bruno"))
-    assert any(f"#{len(before) + 1} approve by bruno" in s.value for s in at.success), [
-        s.value for s in at.success
-    ]
+    assert any(
+        f"appended #{len(before) + 1}: approve 1.0.0 by bruno" in s.value for s in at.success
+    ), [s.value for s in at.success]
     after = ledger(root)
     assert after[:-1] == before and after[-1][1:] == ("approve", "bruno", "council")
     assert metrics(at)["Council approvals"] == "2"
@@ -246,7 +246,7 @@ def test_an_approver_may_request_a_rollback_of_production(
     """Having approved 1.0.0 does not stop bruno from asking, on Drift, to roll it back."""
     for steward in on_copy.concerned_stewards:
         approve(on_copy, steward, "steward")
-    assert approve(on_copy, "bruno", "council") == ["approve", "promote"]
+    assert approve(on_copy, "bruno", "council") == ["approve", "promotion"]
     at = open_page("drift", reviewer="bruno")
     assert at.radio(key="rollback-action").options == ["Request rollback as council"]
     at.text_area(key="rollback-reason").input("warming batch breaches drift limits").run()
@@ -255,9 +255,12 @@ def test_an_approver_may_request_a_rollback_of_production(
     at.button(key="rollback-pending-ok").click().run()
     assert not at.exception, [e.value for e in at.exception]
     kinds = [kind for _, kind, _, _ in ledger(on_copy.workspace)]
-    assert kinds[-2:] == ["request-rollback", "rollback"], kinds
+    assert kinds[-1] == "request-rollback", kinds  # the rollback is derived, not a row
     assert metrics(at)["Production"] == "none"
+    assert any("rolled back by the request-rollback of bruno" in s.value for s in at.success)
     assert kfm_ledger_verify(on_copy.workspace)["ok"] is True
+    folders = Workspace.open(on_copy.workspace).registry().store.list("climate/rollbacks")
+    assert len(folders) == 3 and all(f"{len(kinds):08d}-1.0.0/" in f for f in folders)
 
 
 def test_the_dashboard_offers_what_the_engine_accepts(
@@ -273,3 +276,78 @@ def test_the_dashboard_offers_what_the_engine_accepts(
     assert expected[on_copy.submitter] == [("veto", "council")]  # no self-approval
     at = open_page("decisions", reviewer="bruno")
     assert at.radio(key="decide-action").options == ["Veto as council"]
+
+
+# --------------------------------------------------------------------------- verified state only
+def test_a_forged_row_stops_every_page_and_offers_nothing(on_copy: DemoInfo) -> None:
+    """A validly signed approval by a key not on the roster, inserted as a row, is never counted:
+    every page shows the broken entry and no action, and a forced submission is refused."""
+    from datetime import UTC, datetime
+
+    from core.decisions.ledger import COLUMNS, chain
+    from core.decisions.records import Anchor
+    from core.testing import new_signer, signed_decision
+
+    root = on_copy.workspace
+    ws = Workspace.open(root)
+    log = ws.ledger()
+    try:
+        head = log.entries()[-1]
+        forged = signed_decision(
+            new_signer("mallory"),
+            kind="approve",
+            role="council",
+            version=on_copy.version,
+            subject=ws.registry().show(on_copy.version).subject,
+            time=datetime.now(UTC),
+            anchor=Anchor(seq=head.seq, entry_hash=head.entry_hash),
+        )
+        (row,) = chain(head, [forged], datetime.now(UTC))
+        marks = ", ".join("?" for _ in COLUMNS)
+        log.execute_unchecked(  # type: ignore[attr-defined]
+            f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({marks})",
+            [getattr(row, c) for c in COLUMNS],
+        )
+    finally:
+        log.close()
+    for page in ("registry", "decisions", "drift"):
+        at = AppTest.from_file(str(APP_ENTRY), default_timeout=60)
+        at.run()
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = " ".join(e.value for e in at.error)
+        assert f"ledger entry #{row.seq} is broken" in errors and "not on the roster" in errors
+        assert not at.radio and not at.button  # nothing is offered
+    before = workspace_digest(root)
+    with pytest.raises(KfmError, match=f"ledger entry #{row.seq} is broken"):
+        services.submit_decision(
+            "approve", on_copy.version, "bruno", "council", demo_passphrase("bruno"), "forced"
+        )
+    assert workspace_digest(root) == before
+
+
+def test_the_working_group_resolves_a_breach_on_the_drift_page(
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]]
+) -> None:
+    """With a drift breach open, the last approval does not promote; dana's signed resolve on
+    the drift page does, at once."""
+    from core.decisions.records import EvidenceRef
+
+    with Workspace.open(on_copy.workspace).decision_engine(demo_passphrase("pipeline")) as engine:
+        run = EvidenceRef(name=f"monitoring/{on_copy.version}/run/drift.json", sha256="a" * 64)
+        engine.record_monitoring(on_copy.version, "PSI 0.15", [run], breaches=["drift"])
+    for steward in on_copy.concerned_stewards:
+        approve(on_copy, steward, "steward")
+    assert approve(on_copy, "bruno", "council") == ["approve"]  # the breach blocks promotion
+    at = open_page("drift", reviewer="dana")
+    assert any("Open breaches" in e.value for e in at.error)
+    assert at.radio(key="rollback-action").options == ["Resolve the open breaches as working_group"]
+    at.text_area(key="rollback-reason").input("seasonal shift; reviewed the runs").run()
+    at.button(key="rollback-sign").click().run()
+    at.text_input(key="rollback-pending-pass").input(demo_passphrase("dana")).run()
+    at.button(key="rollback-pending-ok").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("promoted to production" in s.value for s in at.success)
+    assert metrics(at)["Production"] == on_copy.version
+    assert ledger(on_copy.workspace)[-1][1:] == ("resolve", "dana", "working_group")

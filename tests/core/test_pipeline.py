@@ -105,7 +105,10 @@ def test_deploy_pushes_and_registers(reference_candidate_dir: Path, workspace: W
     kinds = [a["prov:type"]["$"] for a in lineage["activity"].values() if "kfm:timing" in a]
     for kind in ("Validation", "Signing", "Describe", "Screening", "Push", "Attestation"):
         assert f"kfm:{kind}" in kinds
-    assert [e.kind for e in engine.ledger.entries()] == ["gates-attested", "registered"]
+    assert [e.kind for e in engine.ledger.entries()] == ["registered", "gates-attested"]
+    facts = engine.state().facts[outcome.version]
+    assert facts.record_sha256 == engine.registry.show(outcome.version).digest
+    assert facts.submitter == "pipeline" and facts.model_family
     assert engine.state().staging == outcome.version
     with pytest.raises(DeployError, match="written once"):
         deploy_candidate(

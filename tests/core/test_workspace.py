@@ -69,7 +69,8 @@ def test_missing_or_bad_workspace_is_clear(tmp_path: Path) -> None:
 def test_cli_flow_approve_promote_status_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kfm_home: Path
 ) -> None:
-    """init → roster add/sign → push → approve ×3 via CLI promotes; status and verify agree."""
+    """init → roster add/sign → push → approve ×3 via CLI (no pipeline key) promotes; status,
+    show and verify agree."""
     monkeypatch.setenv("ROOT_PASS", "root-secret")
     monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", "pipe-secret")
     monkeypatch.setenv("REVIEWER_PASS", "reviewer-secret")
@@ -140,6 +141,7 @@ def test_cli_flow_approve_promote_status_verify(
             concerned_stewards=["sam"],
         )
         engine.register(record, gates_json=b"{}")
+    monkeypatch.delenv("KFM_PIPELINE_PASSPHRASE")  # reviewers never need the pipeline key
 
     assert kfm("registry", "list")["versions"] == ["1.0.0"]
     assert kfm("registry", "show", "1.0.0")["submitter"] == "dev"
@@ -179,13 +181,16 @@ def test_cli_flow_approve_promote_status_verify(
     vote("bob")
     status = kfm("status")
     assert status["production"] is None and status["staging"] == "1.0.0"
-    appended = vote("sam")["appended"]  # type: ignore[index]
-    assert [e["kind"] for e in appended] == ["approve", "promote"]
+    outcome = vote("sam")
+    assert [e["kind"] for e in outcome["appended"]] == ["approve"]  # type: ignore[call-overload]
+    assert [e["kind"] for e in outcome["events"]] == ["promotion"]  # type: ignore[call-overload]
     status = kfm("status")
     assert status["production"] == "1.0.0"
     assert status["versions"]["1.0.0"]["state"] == "promoted"
     past = kfm("status", "--at", "2020-01-01T00:00:00Z")
     assert past["production"] is None and past["versions"] == {}
     assert kfm("ledger", "verify")["ok"] is True
-    assert len(kfm("ledger", "show")) == 6  # type: ignore[arg-type]
+    shown = kfm("ledger", "show")
+    assert len(shown) == 5  # type: ignore[arg-type]
+    assert [e["kind"] for e in shown[-1]["events"]] == ["promotion"]  # type: ignore[index]
     assert kfm("registry", "fsck")["leftovers"] == []

@@ -12,7 +12,7 @@ import pytest
 from core.decisions.engine import DecisionEngine
 from core.decisions.records import read_statement, verify_decision
 from core.decisions.reviewer import prepare_decision, submit_decision
-from core.errors import AuthorizationError
+from core.errors import AuthorizationError, LedgerError
 from core.policy import DecisionPolicy
 from core.registry.versions import Registry, VersionRecord
 from core.testing import (
@@ -67,6 +67,7 @@ def setup(tmp_path: Path) -> Setup:
     )
     engine.register(record, gates_json=(source / "gates.json").read_bytes())
     clock.advance(seconds=30)
+    engine.pipeline = None  # from here on, reviewers only: nobody holds the pipeline key
     return Setup(gov, engine, ledger, record, source)
 
 
@@ -81,8 +82,11 @@ def test_prepared_decision_records_the_policy_evidence(setup: Setup) -> None:
         reason="  gates pass  ",
         policy=setup.engine.policy,
         time=setup.engine.now().replace(microsecond=123456),
+        anchor=setup.engine.state().anchor,
     )
-    record = verify_decision(envelope, setup.gov.roster, expected_subject=setup.record.subject)
+    record = verify_decision(
+        envelope, setup.gov.roster, at=setup.engine.now(), expected_subject=setup.record.subject
+    )
     assert (record.kind, record.actor, record.role, record.version) == (
         "approve",
         "alice",
@@ -99,6 +103,7 @@ def test_prepared_decision_records_the_policy_evidence(setup: Setup) -> None:
         for name in DecisionPolicy().evidence
     }
     assert {e.name: e.sha256 for e in record.evidence} == expected
+    assert record.anchor.seq == 2 and record.anchor.entry_hash == before[-1].entry_hash
     assert setup.ledger.entries() == before  # prepared, not submitted
 
 
@@ -113,6 +118,7 @@ def test_evidence_follows_the_policy(setup: Setup) -> None:
         reason="bias in the tails",
         policy=policy,
         time=setup.engine.now(),
+        anchor=setup.engine.state().anchor,
     )
     assert [e.name for e in read_statement(envelope).evidence] == ["gates.json", "xai/summary.json"]
     with pytest.raises(AuthorizationError, match="none of the files") as refused:
@@ -124,6 +130,7 @@ def test_evidence_follows_the_policy(setup: Setup) -> None:
             reason="bias in the tails",
             policy=DecisionPolicy(evidence=("data/missing.nc",)),
             time=setup.engine.now(),
+            anchor=setup.engine.state().anchor,
         )
     assert refused.value.field == "decisions.evidence"
 
@@ -148,20 +155,47 @@ def test_an_envelope_prepared_earlier_is_submitted_from_its_json(setup: Setup) -
         reason="reviewed offline",
         policy=setup.engine.policy,
         time=setup.engine.now(),
+        anchor=setup.engine.state().anchor,
     )
-    appended = setup.engine.submit(json.loads(json.dumps(envelope)))
-    assert [(e.kind, e.actor) for e in appended] == [("approve", "alice")]
+    outcome = setup.engine.submit(json.loads(json.dumps(envelope)))
+    assert (outcome.entry.kind, outcome.entry.actor, outcome.events) == ("approve", "alice", ())
     assert setup.engine.state().versions["1.0.0"].approvers("council") == ["alice"]
 
 
 def test_submit_decision_promotes_when_the_rules_are_met(setup: Setup) -> None:
-    """The last approval needed appends the approval and the pipeline's promotion."""
+    """The last approval needed appends only the approval; the promotion is derived, no key."""
     for actor, role in (("alice", "council"), ("bob", "council")):
         submit_decision(setup.engine, "approve", "1.0.0", setup.gov[actor], role=role, reason="ok")
-    appended = submit_decision(
+    outcome = submit_decision(
         setup.engine, "approve", "1.0.0", setup.gov["sam"], role="steward", reason="ok"
     )
-    assert [e.kind for e in appended] == ["approve", "promote"]
+    assert outcome.entry.kind == "approve" and setup.engine.pipeline is None
+    assert [(e.kind, e.version) for e in outcome.events] == [("promotion", "1.0.0")]
+    assert (
+        outcome.lines()[-1] == "→ 1.0.0 promoted to production (rules met: approved by "
+        "alice (council), bob (council), sam (steward))"
+    )
+    assert [e.kind for e in setup.ledger.entries()][-1] == "approve"
+
+
+def test_a_record_anchored_on_another_chain_is_refused(setup: Setup) -> None:
+    """An envelope built against a head this ledger does not hold is refused, nothing written."""
+    from core.decisions.records import Anchor
+
+    before = setup.ledger.entries()
+    envelope = prepare_decision(
+        "approve",
+        setup.record,
+        setup.gov["alice"],
+        role="council",
+        reason="seen elsewhere",
+        policy=setup.engine.policy,
+        time=setup.engine.now(),
+        anchor=Anchor(seq=2, entry_hash="f" * 64),
+    )
+    with pytest.raises(LedgerError, match="not in this ledger"):
+        setup.engine.submit(envelope)
+    assert setup.ledger.entries() == before
 
 
 def test_engine_closes_its_ledger_when_the_block_ends(setup: Setup) -> None:

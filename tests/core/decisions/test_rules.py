@@ -10,21 +10,22 @@ from pathlib import Path
 import pytest
 
 from core.decisions.engine import DecisionEngine, rollback_to_last_good_version
-from core.decisions.records import DECISION_KINDS
+from core.decisions.records import Anchor, EvidenceRef, PromotionRules, VersionFacts
 from core.decisions.reviewer import prepare_decision, submit_decision
 from core.decisions.roster import ROLES
-from core.decisions.rules import refusal
-from core.decisions.state import ChannelState, VersionFacts, VersionState, Vote
+from core.decisions.rules import REVIEWER_ACTIONS, refusal
+from core.decisions.state import Breach, ChannelState, VersionState, Vote
 from core.errors import AuthorizationError, KfmError, LedgerError
 from core.policy import DecisionPolicy
 from core.registry.versions import Registry
 from core.signing.keys import KeySigner
 from core.testing import (
+    TEST_FOOTPRINT,
     FixedClock,
     MemoryLedger,
     MemoryStore,
     make_governance,
-    push_version,
+    register_test_version,
     write_version_dir,
 )
 
@@ -52,15 +53,17 @@ STATES = {
     "1.1.0": "registered",
     "1.2.0": "under_review",
     "1.3.0": "vetoed",
-    "1.4.0": "approved",
+    "1.4.0": "under_review",  # every approval, but an open drift breach
+    "1.5.0": "registered",  # gate 'impact' failed
 }
+RUN = EvidenceRef(name="monitoring/run/drift_summary.json", sha256="b" * 64)
 
 
 @dataclass
 class Channel:
     """A ledger with one version in each state, and the means to copy it."""
 
-    engine: DecisionEngine
+    engine: DecisionEngine  # a reviewer's: no pipeline key
     store: MemoryStore
     ledger: MemoryLedger
     clock: FixedClock
@@ -79,7 +82,6 @@ class Channel:
             ),
             roster=self.engine.roster,
             policy=self.engine.policy,
-            pipeline=self.engine.pipeline,
             clock=self.clock,
         )
 
@@ -91,54 +93,54 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Channel:
     gov = make_governance(REVIEWERS, overrides=OVERRIDES)
     clock = FixedClock()
     store, ledger = MemoryStore(), MemoryLedger(clock=clock)
-    engine = DecisionEngine(
-        ledger=ledger,
-        registry=Registry(store, pipeline_key=gov["pipeline"].public_key, clock=clock),
-        roster=gov.roster,
-        policy=DecisionPolicy(),
-        pipeline=gov["pipeline"],
-        clock=clock,
-    )
+    common = {
+        "ledger": ledger,
+        "registry": Registry(store, pipeline_key=gov["pipeline"].public_key, clock=clock),
+        "roster": gov.roster,
+        "policy": DecisionPolicy(),
+        "clock": clock,
+    }
+    engine = DecisionEngine(**common)  # type: ignore[arg-type]
+    pipeline = DecisionEngine(pipeline=gov["pipeline"], **common)  # type: ignore[arg-type]
 
-    def deploy(version: str, submitter: str = "dev") -> None:
+    def deploy(version: str, submitter: str = "dev", gates_failed: tuple[str, ...] = ()) -> None:
         source = write_version_dir(tmp / version, seed=version)
-        record = push_version(
-            engine.registry,
-            version,
+        register_test_version(
+            pipeline,
             source,
-            gov["pipeline"],
+            version,
             submitter=submitter,
             concerned_stewards=STEWARDS,
+            gates_failed=gates_failed,
         )
-        engine.register(record, gates_json=(source / "gates.json").read_bytes())
 
     def act(actor: str, kind: str, version: str, role: str) -> list[str]:
         clock.advance(seconds=1)
-        appended = submit_decision(engine, kind, version, gov[actor], role=role, reason="test")
-        return [e.kind for e in appended]
+        outcome = submit_decision(engine, kind, version, gov[actor], role=role, reason="test")
+        return [outcome.entry.kind, *(e.kind for e in outcome.events)]
 
     def promote(version: str) -> None:
         deploy(version)
         for actor, role in (("alice", "council"), ("bob", "council"), ("sam", "steward")):
             act(actor, "approve", version, role)
-        assert act("cora", "approve", version, "steward") == ["approve", "promote"]
+        assert act("cora", "approve", version, "steward") == ["approve", "promotion"]
 
     promote("0.8.0")
     promote("0.9.0")
-    rollback_to_last_good_version(engine, trigger="drift", reason="PSI 0.4 on tas")
+    pipeline.record_monitoring("0.9.0", "PSI 0.4 on tas", [RUN], breaches=["drift"])
+    rollback_to_last_good_version(pipeline, trigger="drift", reason="PSI 0.4 on tas")
     promote("1.0.0")
     deploy("1.1.0")
     deploy("1.2.0")
     act("cora", "approve", "1.2.0", "council")
     deploy("1.3.0")
     act("bob", "veto", "1.3.0", "council")
-    # Approved but not promoted: the rules were met only once the policy lowered its quorum.
     deploy("1.4.0", submitter="alice")
-    engine.policy = DecisionPolicy(council_quorum=3)
+    pipeline.record_monitoring("1.4.0", "PSI 0.2 on tas", [RUN], breaches=["drift"])
     for actor, role in (("bob", "council"), ("cora", "council"), ("sam", "steward")):
         act(actor, "approve", "1.4.0", role)
     act("cora", "approve", "1.4.0", "steward")
-    engine.policy = DecisionPolicy()
+    deploy("1.5.0", gates_failed=("impact",))
     clock.advance(seconds=1)
     state = engine.state()
     assert {v: state.versions[v].state for v in STATES} == STATES
@@ -168,11 +170,15 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Channel:
         ("cora", "1.2.0", [("approve", "steward"), ("veto", "council"), ("veto", "steward")]),
         ("alice", "1.0.0", [("veto", "council"), ("request-rollback", "council")]),
         ("sam", "1.0.0", [("veto", "steward"), ("request-rollback", "steward")]),
-        ("tess", "1.0.0", [("request-rollback", "steward")]),
+        ("tess", "1.0.0", []),  # not concerned: no rollback request either
         ("wendy", "1.0.0", [("request-rollback", "working_group")]),
-        ("dev", "1.4.0", [("approve", "council"), ("veto", "council")]),  # approved, not promoted
+        ("dev", "1.4.0", [("approve", "council"), ("veto", "council")]),  # breach open
         ("alice", "1.4.0", [("veto", "council")]),  # alice submitted 1.4.0
         ("bob", "1.4.0", [("veto", "council")]),  # bob approved 1.4.0 already
+        ("wendy", "1.4.0", [("approve", "working_group"), ("resolve", "working_group")]),
+        ("alice", "1.5.0", [("approve", "council"), ("veto", "council"), ("waive", "council")]),
+        ("dev", "1.5.0", [("veto", "council")]),  # no self-waiver either
+        ("wendy", "1.5.0", [("approve", "working_group")]),
         ("alice", "1.3.0", []),  # vetoed: settled
         ("sam", "0.8.0", []),  # superseded: settled
         ("wendy", "0.9.0", []),  # rolled back: settled
@@ -194,9 +200,10 @@ def test_offered_is_exactly_what_the_engine_accepts(channel: Channel) -> None:
     accepted = refused = 0
     for version in STATES:
         record = channel.engine.version_record(version)
+        anchor = channel.engine.state().anchor
         for actor in REVIEWERS:
             offered = set(channel.engine.allowed_actions(actor, version))
-            for kind in DECISION_KINDS:
+            for kind in (*REVIEWER_ACTIONS, "gates-attested", "monitoring"):
                 for role in ROLES:
                     envelope = prepare_decision(
                         kind,
@@ -206,10 +213,12 @@ def test_offered_is_exactly_what_the_engine_accepts(channel: Channel) -> None:
                         reason=f"{actor} {kind} as {role}",
                         policy=channel.engine.policy,
                         time=channel.clock(),
+                        anchor=anchor,
+                        gate="impact" if kind == "waive" else None,
                     )
                     if (kind, role) in offered:
-                        appended = channel.fork().submit(envelope)
-                        assert (appended[0].kind, appended[0].actor) == (kind, actor)
+                        outcome = channel.fork().submit(envelope)
+                        assert (outcome.entry.kind, outcome.entry.actor) == (kind, actor)
                         accepted += 1
                         continue
                     rows, objects = len(channel.ledger.rows), dict(channel.store.objects)
@@ -221,51 +230,99 @@ def test_offered_is_exactly_what_the_engine_accepts(channel: Channel) -> None:
     assert accepted >= 30 and refused > accepted, (accepted, refused)
 
 
+def _facts(*, forbid_self_approval: bool = True) -> VersionFacts:
+    return VersionFacts(
+        submitter="dev",
+        concerned_stewards=("sam",),
+        model_family="downscaling",
+        footprint=TEST_FOOTPRINT,
+        record_sha256="c" * 64,
+        rules=PromotionRules.from_policy(DecisionPolicy(forbid_self_approval=forbid_self_approval)),
+    )
+
+
 def test_refusals_name_the_rule() -> None:
     """Each rule refuses with its own message, field and error type."""
-    facts = VersionFacts("dev", ("sam",))
+    facts = _facts()
     empty = _state({})
     pending = _state({"1": "under_review"}, approvals=(("alice", "council"),))
     settled = _state({"1": "vetoed"})
-    policy = DecisionPolicy()
+    vetoed = _state({"1": "under_review"}, vetoes=(("carol", "council"),))
+    failing = _state({"1": "registered"}, gates_failed=("impact",))
+    breached = _state({"1": "registered"}, breach_seq=5)
     cases = [
         (
-            ("promote", "council", "alice", "1", pending),
+            ("gates-attested", "council", "alice", "1", pending),
             AuthorizationError,
-            "appended by the engine",
+            "appended by the pipeline",
         ),
         (("veto", "working_group", "wendy", "1", pending), AuthorizationError, "may not veto"),
         (("approve", "council", "dev", "1", pending), AuthorizationError, "self-approval"),
         (("veto", "steward", "tess", "1", pending), AuthorizationError, "not concerned"),
+        (
+            ("request-rollback", "steward", "tess", "1", pending),
+            AuthorizationError,
+            "not concerned",
+        ),
         (("approve", "council", "alice", "1", empty), LedgerError, "no registered record"),
         (("approve", "council", "alice", "1", pending), AuthorizationError, "already approved"),
         (("approve", "council", "bob", "1", settled), LedgerError, "nothing to approve"),
         (("veto", "council", "bob", "1", settled), LedgerError, "nothing to veto"),
+        (("veto", "council", "carol", "1", vetoed), AuthorizationError, "already vetoed"),
         (("request-rollback", "council", "bob", "1", pending), LedgerError, "not in production"),
+        (("waive", "steward", "sam", "1", failing), AuthorizationError, "may not waive"),
+        (("waive", "council", "dev", "1", failing), AuthorizationError, "self-waiver"),
+        (("waive", "council", "bob", "1", pending), LedgerError, "did not fail"),
+        (("resolve", "council", "bob", "1", breached), AuthorizationError, "may not resolve"),
+        (("resolve", "working_group", "wendy", "1", pending), LedgerError, "no open breach"),
     ]
     for (kind, role, actor, version, state), kind_of_error, says in cases:
-        error = refusal(kind, role, actor, version, state=state, facts=facts, policy=policy)
+        gate = "impact" if kind == "waive" and state is failing else None
+        error = refusal(kind, role, actor, version, state=state, facts=facts, gate=gate)
         assert isinstance(error, kind_of_error) and says in error.message, (kind, role, error)
         assert error.field
+    assert refusal("approve", "council", "bob", "1", state=pending, facts=facts) is None
     assert (
-        refusal("approve", "council", "bob", "1", state=pending, facts=facts, policy=policy) is None
+        refusal("waive", "council", "bob", "1", state=failing, facts=facts, gate="impact") is None
     )
-    lenient = DecisionPolicy(forbid_self_approval=False)
-    assert (
-        refusal("approve", "council", "dev", "1", state=pending, facts=facts, policy=lenient)
-        is None
+    lenient = _facts(forbid_self_approval=False)
+    assert refusal("approve", "council", "dev", "1", state=pending, facts=lenient) is None
+    seen, unseen = (
+        refusal(
+            "resolve", "working_group", "wendy", "1", state=breached, facts=facts, anchor=anchor
+        )
+        for anchor in (Anchor(seq=5, entry_hash="d" * 64), Anchor(seq=4, entry_hash="d" * 64))
     )
+    assert seen is None
+    assert unseen is not None and "did not see it" in unseen.message
 
 
-def _state(states: dict[str, str], approvals: tuple[tuple[str, str], ...] = ()) -> ChannelState:
-    votes = tuple(
-        Vote(actor, role, i, "2026-11-01T12:00:00Z") for i, (actor, role) in enumerate(approvals)
+def _state(
+    states: dict[str, str],
+    approvals: tuple[tuple[str, str], ...] = (),
+    vetoes: tuple[tuple[str, str], ...] = (),
+    gates_failed: tuple[str, ...] = (),
+    breach_seq: int | None = None,
+) -> ChannelState:
+    def votes(pairs: tuple[tuple[str, str], ...]) -> tuple[Vote, ...]:
+        return tuple(Vote(a, r, i, "2026-11-01T12:00:00Z") for i, (a, r) in enumerate(pairs))
+
+    breaches = (
+        (Breach("drift", breach_seq, "2026-11-01T12:00:00Z"),) if breach_seq is not None else ()
     )
     return ChannelState(
         production=None,
         staging=None,
         versions={
-            v: VersionState(version=v, state=s, registered_seq=1, approvals=votes)  # type: ignore[arg-type]
+            v: VersionState(
+                version=v,
+                state=s,  # type: ignore[arg-type]
+                registered_seq=1,
+                approvals=votes(approvals),
+                vetoes=votes(vetoes),
+                gates_failed=gates_failed,
+                breaches=breaches,
+            )
             for v, s in states.items()
         },
         head_seq=1,

@@ -111,14 +111,18 @@ def test_demo_leaves_a_version_under_review(
 
 
 def test_demo_has_monitoring_runs_on_real_batches(demo_dir: tuple[Path, str]) -> None:
-    """Two runs are recorded: held-out times within bounds, the +3 K batch with a breach."""
+    """Two runs are recorded: the +3 K batch with a drift breach, then held-out times in bounds."""
     root, _ = demo_dir
     history = kfm_json("monitor", "history", "1.0.0", "--workspace", str(root))
-    assert [row["batch"] for row in history] == ["batch-held-out.nc", "batch-warming-3K.nc"]
-    held_out, warming = history
+    assert [row["batch"] for row in history] == ["batch-warming-3K.nc", "batch-held-out.nc"]
+    warming, held_out = history
     assert held_out["breaches"] == []
     assert warming["breaches"] and all("t_coarse" in b for b in warming["breaches"])
-    assert kfm_json("status", "--workspace", str(root))["production"] is None  # nothing rolled back
+    status = kfm_json("status", "--workspace", str(root))
+    assert status["production"] is None  # nothing rolled back: 1.0.0 was not in production
+    assert status["versions"]["1.0.0"]["open_breaches"] == []  # closed by the in-bounds run
+    shown = kfm_json("ledger", "show", "--workspace", str(root))
+    assert [e["kind"] for e in shown][-2:] == ["monitoring", "monitoring"]
 
 
 def test_every_key_is_protected_and_the_passphrases_are_written(
@@ -141,32 +145,45 @@ def test_every_key_is_protected_and_the_passphrases_are_written(
             load_signer(root / person["key"], "not-" + passphrase)
 
 
-def test_the_demo_can_reach_promotion(
+@pytest.mark.slow
+def test_the_demo_does_the_full_flow(
     demo_dir: tuple[Path, str],
     tmp_path: Path,
     trust_store: TrustStore,
     pin_workspace: Callable[[Path], None],
 ) -> None:
-    """The submitter may not approve; the other council member and every steward promote it."""
+    """Approvals promote (derived, no reviewer holds the pipeline key); a drift breach of
+    production rolls it back, leaving production empty and the three files written."""
+    from core.monitoring.record import monitor_version
+
     root = tmp_path / "copy"
     shutil.copytree(demo_dir[0], root)
     pin_workspace(root)
     ws = Workspace.open(root, trust=trust_store)
-    with ws.decision_engine(demo_passphrase("pipeline")) as engine:
+    with ws.decision_engine() as engine:
+        assert engine.pipeline is None
         version = engine.state().staging
         assert version is not None
 
         def approve(actor: str, role: str) -> list[str]:
             signer = load_signer(ws.reviewer_key_path(actor), demo_passphrase(actor), key_id=actor)
-            appended = submit_decision(engine, "approve", version, signer, role=role, reason="test")
-            return [e.kind for e in appended]
+            outcome = submit_decision(engine, "approve", version, signer, role=role, reason="test")
+            return [outcome.entry.kind, *(e.kind for e in outcome.events)]
 
         with pytest.raises(AuthorizationError, match="self-approval"):
             approve("chidi", "council")
-        stewards = engine.version_record(version).concerned_stewards
+        stewards = engine.version_facts(version).concerned_stewards
         kinds = [approve("bruno", "council"), *(approve(s, "steward") for s in stewards)]
-        assert kinds[-1] == ["approve", "promote"] and all(k == ["approve"] for k in kinds[:-1])
+        assert kinds[-1] == ["approve", "promotion"] and all(k == ["approve"] for k in kinds[:-1])
         assert engine.state().production == version
+    with ws.decision_engine(demo_passphrase("pipeline")) as pipeline:
+        batch = root / "batches" / "batch-warming-3K.nc"
+        outcome = monitor_version(pipeline, version, batch, ws.policy().monitoring)
+        assert outcome.rollback is not None and outcome.rollback.target_version is None
+        assert pipeline.state().production is None
+        files = pipeline.registry.store.list(f"climate/rollbacks/{outcome.rollback.rollback_id}")
+    assert len(files) == 3
+    assert kfm_json("ledger", "verify", "--workspace", str(root))["ok"]
 
 
 def test_rerun_without_fresh_changes_nothing(

@@ -67,6 +67,7 @@ def production(reference_candidate_dir: Path, tmp_path: Path) -> DecisionEngine:
                     version=version,
                     subject=record.subject,
                     time=clock(),
+                    anchor=engine.state().anchor,
                 )
             )
     assert engine.state().production == "1.1.0"
@@ -114,9 +115,25 @@ def test_shifted_batch_rolls_back_with_artifacts(
     conflict = json.loads(production.registry.read_rollback(rid, "sovereignty_conflict.json"))
     assert report["trigger"] == "drift" and report["production_after"] == "1.0.0"
     assert any(b.startswith("t_coarse") for b in drift["breaches"])
-    assert conflict["status"] == "not applicable"
-    kinds = [e.kind for e in production.ledger.entries()[-2:]]
-    assert kinds == ["monitoring", "rollback"]
+    assert conflict["status"] == "none" and "not a steward's" in conflict["said"]
+    entries = production.ledger.entries()
+    assert [e.kind for e in entries[-2:]] == ["monitoring", "rollback"]
+    assert rid == f"{entries[-1].seq:08d}-1.1.0"
+    assert {e["name"].rsplit("/", 1)[1] for e in report["evidence"]} >= {"drift_summary.json"}
+
+
+def test_breach_keeps_a_version_from_being_restored_until_an_in_bounds_run(
+    production: DecisionEngine, batches: dict[str, Path]
+) -> None:
+    """A breach of a superseded version makes it no good to roll back to; an in-bounds run clears it."""
+    outcome = monitor_version(production, "1.0.0", batches["warming"], MonitoringPolicy())
+    assert outcome.rollback is None  # 1.0.0 is superseded, not in production
+    state = production.state().versions["1.0.0"]
+    assert [b.kind for b in state.breaches] == ["drift"]
+    assert production.state().last_good_version(excluding="1.1.0") is None
+    monitor_version(production, "1.0.0", batches["in-distribution"], MonitoringPolicy())
+    assert production.state().versions["1.0.0"].breaches == ()
+    assert production.state().last_good_version(excluding="1.1.0") == "1.0.0"
 
 
 def test_history_lists_runs_with_drift_and_energy(

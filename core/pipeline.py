@@ -322,7 +322,7 @@ def register_version(
     gates_json: bytes,
     reason: str = "pushed by kfm deploy",
 ) -> list[LedgerEntry]:
-    """Append the ``gates-attested`` and ``registered`` records of a pushed version.
+    """Append the ``registered`` and ``gates-attested`` records of a pushed version.
 
     The version's facts go to :meth:`DecisionEngine.register` from its signed registry record
     (submitter, concerned stewards, model family, the footprint computed from the data, and the
@@ -348,7 +348,7 @@ def unregistered_versions(registry: Registry, entries: Sequence[LedgerEntry]) ->
 
 
 def complete_registration(engine: DecisionEngine, version: str) -> list[LedgerEntry]:
-    """Append the ``gates-attested`` and ``registered`` records a cut-off deploy did not write.
+    """Append the ``registered`` and ``gates-attested`` records a cut-off deploy did not write.
 
     The version must verify (its record signed by the pipeline key, every stored file matching
     it) and its stored ``gates.json`` must say every gate passed; it is then registered with

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import services
+from core.decisions.trust import TrustStore
 from core.demo.build import DemoInfo, demo_passphrase
 from core.errors import AuthorizationError, KfmError
 from core.workspace import Workspace
@@ -241,7 +242,7 @@ def test_working_group_is_offered_no_veto_and_the_core_refuses_one(on_copy: Demo
 
 
 def test_an_approver_may_request_a_rollback_of_production(
-    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]]
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]], trust_store: TrustStore
 ) -> None:
     """Having approved 1.0.0 does not stop bruno from asking, on Drift, to roll it back."""
     for steward in on_copy.concerned_stewards:
@@ -259,7 +260,8 @@ def test_an_approver_may_request_a_rollback_of_production(
     assert metrics(at)["Production"] == "none"
     assert any("rolled back by the request-rollback of bruno" in s.value for s in at.success)
     assert kfm_ledger_verify(on_copy.workspace)["ok"] is True
-    folders = Workspace.open(on_copy.workspace).registry().store.list("climate/rollbacks")
+    registry = Workspace.open(on_copy.workspace, trust=trust_store).registry()
+    folders = registry.store.list("climate/rollbacks")
     assert len(folders) == 3 and all(f"{len(kinds):08d}-1.0.0/" in f for f in folders)
 
 
@@ -279,7 +281,9 @@ def test_the_dashboard_offers_what_the_engine_accepts(
 
 
 # --------------------------------------------------------------------------- verified state only
-def test_a_forged_row_stops_every_page_and_offers_nothing(on_copy: DemoInfo) -> None:
+def test_a_forged_row_stops_every_page_and_offers_nothing(
+    on_copy: DemoInfo, trust_store: TrustStore
+) -> None:
     """A validly signed approval by a key not on the roster, inserted as a row, is never counted:
     every page shows the broken entry and no action, and a forced submission is refused."""
     from datetime import UTC, datetime
@@ -289,7 +293,7 @@ def test_a_forged_row_stops_every_page_and_offers_nothing(on_copy: DemoInfo) -> 
     from core.testing import new_signer, signed_decision
 
     root = on_copy.workspace
-    ws = Workspace.open(root)
+    ws = Workspace.open(root, trust=trust_store)
     log = ws.ledger()
     try:
         head = log.entries()[-1]
@@ -328,13 +332,14 @@ def test_a_forged_row_stops_every_page_and_offers_nothing(on_copy: DemoInfo) -> 
 
 
 def test_the_working_group_resolves_a_breach_on_the_drift_page(
-    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]]
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]], trust_store: TrustStore
 ) -> None:
     """With a drift breach open, the last approval does not promote; dana's signed resolve on
     the drift page does, at once."""
     from core.decisions.records import EvidenceRef
 
-    with Workspace.open(on_copy.workspace).decision_engine(demo_passphrase("pipeline")) as engine:
+    ws = Workspace.open(on_copy.workspace, trust=trust_store)
+    with ws.decision_engine(demo_passphrase("pipeline")) as engine:
         run = EvidenceRef(name=f"monitoring/{on_copy.version}/run/drift.json", sha256="a" * 64)
         engine.record_monitoring(on_copy.version, "PSI 0.15", [run], breaches=["drift"])
     for steward in on_copy.concerned_stewards:

@@ -42,7 +42,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trust_store: TrustStor
             ),
         )
     sign_roster(ws.roster_path, load_signer(root / "keys" / "root.key", "root-pw"))
-    with Workspace.open(root).decision_engine("pipe-pw") as engine:
+    with ws.decision_engine("pipe-pw") as engine:
         for version, failed in (("1.0.0", ("impact",)), ("1.1.0", ())):
             source = write_version_dir(tmp_path / version, seed=version)
             register_test_version(

@@ -63,7 +63,8 @@ def test_pristine_version_verifies(workspace: Workspace) -> None:
 
 @pytest.mark.parametrize("changes", [{"concerned_stewards": []}, {"submitter": "alice"}])
 def test_edited_record_is_reported_and_never_acted_on(workspace: Workspace, changes: dict) -> None:
-    """Emptying the stewards or changing the submitter fails verify, fsck, ci and the engine."""
+    """Emptying the stewards or changing the submitter fails verify, fsck, ci and the engine's
+    read of the record; the engine decides on the facts the ledger signed at registration."""
     _edit_index(workspace, **changes)
     code, body = _run(workspace, "registry", "verify", "1.0.0")
     assert code == 1 and "signature does not verify" in body["problems"][0]
@@ -73,5 +74,8 @@ def test_edited_record_is_reported_and_never_acted_on(workspace: Workspace, chan
     assert code == 1 and [c["id"] for c in body["checks"]] == ["registry"]
     shown = runner.invoke(app, ["registry", "show", "1.0.0", "--workspace", str(workspace.root)])
     assert isinstance(shown.exception, RecordVerificationError)
-    with workspace.decision_engine() as engine, pytest.raises(RecordVerificationError):
-        engine.version_facts("1.0.0")
+    with workspace.decision_engine() as engine:
+        with pytest.raises(RecordVerificationError):
+            engine.version_record("1.0.0")
+        facts = engine.version_facts("1.0.0")
+    assert (facts.submitter, facts.concerned_stewards) == ("dev", ("sam",))

@@ -24,6 +24,7 @@ from core.testing import (
     MemoryStore,
     default_reviewers,
     make_governance,
+    push_version,
     register_test_version,
     signed_decision,
     write_version_dir,
@@ -400,8 +401,8 @@ def test_decision_time_must_be_current(world: World) -> None:
 
 def test_deploy_and_monitoring_need_the_pipeline_key(world: World) -> None:
     """Registering a version or recording a run without the pipeline key is refused."""
-    record = world.registry.push(
-        "0.9.0", write_version_dir(world.tmp / "x", seed="x"), name="downscaler", submitter="dev"
+    record = push_version(
+        world.registry, "0.9.0", write_version_dir(world.tmp / "x", seed="x"), world.gov["pipeline"]
     )
     with pytest.raises(AuthorizationError, match="pipeline key"):
         world.engine.register(record, gates_json=b"{}")

@@ -15,8 +15,10 @@ from securesystemslib.dsse import Envelope
 
 from core.decisions.engine import DecisionEngine
 from core.decisions.records import (
+    GENESIS,
     IN_TOTO_PAYLOAD_TYPE,
     MAX_REASON_CHARS,
+    Anchor,
     DecisionRecord,
     ModelSubject,
     envelope_to_dict,
@@ -55,6 +57,7 @@ def _record(reason: str) -> dict[str, object]:
         "time": T0,
         "subject": SUBJECT,
         "version": "1.0.0",
+        "anchor": Anchor(seq=0, entry_hash=GENESIS),
         "channel": "production",
     }
 
@@ -85,7 +88,7 @@ def test_signed_record_with_an_oversized_reason_does_not_verify() -> None:
     envelope = Envelope(rfc8785.dumps(statement), IN_TOTO_PAYLOAD_TYPE, {})
     envelope.sign(gov["alice"].dsse_signer())
     with pytest.raises(VerificationError, match="predicate.reason") as caught:
-        verify_decision(envelope_to_dict(envelope), gov.roster)
+        verify_decision(envelope_to_dict(envelope), gov.roster, at=T0)
     assert "4000" in str(caught.value)
     payload = json.loads(base64.b64decode(envelope_to_dict(envelope)["payload"]))
     assert len(payload["predicate"]["reason"]) == MAX_REASON_CHARS + 1
@@ -101,8 +104,8 @@ def test_roster_name_has_a_limit() -> None:
 
 
 def test_veto_of_production_with_a_reason_at_the_limit_rolls_back(tmp_path: Path) -> None:
-    """A veto whose reason is at the limit still rolls production back: the pipeline's record
-    quotes the reason shortened, the veto itself keeps it whole."""
+    """A veto whose reason is at the limit still rolls production back: the veto keeps it whole,
+    and the derived rollback's report quotes it."""
     gov = make_governance(default_reviewers())
     clock = FixedClock()
     engine = DecisionEngine(
@@ -124,10 +127,13 @@ def test_veto_of_production_with_a_reason_at_the_limit_rolls_back(tmp_path: Path
     assert engine.state().production == "1.0.0"
     clock.advance(seconds=1)
     long_reason = "v" * MAX_REASON_CHARS
-    appended = submit_decision(
+    outcome = submit_decision(
         engine, "veto", "1.0.0", gov["sam"], role="steward", reason=long_reason
     )
-    assert [e.kind for e in appended] == ["veto", "rollback"]
-    assert read_statement(appended[0].envelope_dict()).reason == long_reason
-    assert len(read_statement(appended[1].envelope_dict()).reason) < 300
+    assert outcome.entry.kind == "veto" and [e.kind for e in outcome.events] == ["rollback"]
+    assert read_statement(outcome.entry.envelope_dict()).reason == long_reason
+    assert [e.kind for e in engine.ledger.entries()][-1] == "veto"  # the rollback is derived
+    report_key = next(k for k in outcome.rollback_keys if k.endswith("rollback_report.json"))
+    report = json.loads(engine.registry.store.read(report_key))
+    assert report["decided_by"]["reason"] == long_reason
     assert engine.state().production is None

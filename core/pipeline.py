@@ -31,15 +31,15 @@ Staging folder::
 :func:`deploy_candidate` (``kfm deploy``) stages signed, then pushes
 (:meth:`core.registry.versions.Registry.push`: the version record signed by the pipeline key)
 and registers (:func:`register_version` → :meth:`core.decisions.engine.DecisionEngine.register`:
-the signed ``gates-attested`` and ``registered`` records, with the version's facts: submitter,
-concerned stewards, model family, footprint), then checkpoints the ledger head
+the signed ``registered`` record, with the version's facts: submitter, concerned stewards, model
+family, footprint, then ``gates-attested``), then checkpoints the verified ledger head
 (:func:`core.decisions.checkpoints.checkpoint_head`).
 
 The push and the ledger records are two stores, so a deploy killed between them leaves a
-committed version no ledger record names: :func:`unregistered_versions` finds such versions
-(``kfm registry fsck`` reports them) and :func:`complete_registration` appends the missing
-records from the version's signed record (``kfm registry fsck --register``, with the pipeline
-key). Until then ``kfm deploy`` of that version is refused, saying so.
+committed version no ledger record names: :func:`unregistered_versions` finds such versions in
+the verified ledger (``kfm registry fsck`` reports them) and :func:`complete_registration`
+appends the missing records from the version's signed record (``kfm registry fsck --register``,
+with the pipeline key). Until then ``kfm deploy`` of that version is refused, saying so.
 
 ``kfm ci`` runs ``python -m core.pipeline CANDIDATE OUT --policy P --regions R`` (:func:`main`:
 an unsigned staging) twice in fresh interpreters with different
@@ -53,7 +53,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +84,7 @@ from core.sovereignty.screen import DEFAULT_RESOLUTION_DEG, screen_candidate
 if TYPE_CHECKING:  # annotations only: a staging process never loads the decisions engine
     from core.decisions.engine import DecisionEngine
     from core.decisions.ledger import LedgerEntry
-    from core.registry.versions import Registry, VersionRecord
+    from core.registry.versions import VersionRecord
 
 LAYOUT = "layout"
 DESCRIBE = "describe"
@@ -262,7 +262,7 @@ def deploy_candidate(
     candidate = load_candidate(directory)
     version = candidate.metadata.version
     if engine.registry.exists(version):
-        cut_off = version in unregistered_versions(engine.registry, engine.ledger.entries())
+        cut_off = version in unregistered_versions(engine)
         raise DeployError(
             "version already in the registry; a version is written once",
             file=str(directory / METADATA_FILE),
@@ -304,7 +304,7 @@ def deploy_candidate(
         )
     say("register")
     entries = register_version(engine, record, gates_json=staged.gates_json)
-    checkpoint_head(engine.ledger, engine.registry, engine._require_pipeline(), engine.roster)
+    checkpoint_head(engine)
     return DeployOutcome(
         version=version,
         gates=staged.gates.to_dict(),
@@ -336,15 +336,14 @@ def register_version(
     )
 
 
-def unregistered_versions(registry: Registry, entries: Sequence[LedgerEntry]) -> list[str]:
-    """Committed versions that no ``registered`` ledger record names, in version order.
+def unregistered_versions(engine: DecisionEngine) -> list[str]:
+    """Committed versions that no verified ``registered`` record names, in version order.
 
     A deploy cut off between its push (the registry commit) and its ledger records leaves one;
     so does a ledger truncated after the version was registered. ``kfm registry fsck`` reports
     them; :func:`complete_registration` heals the first kind.
     """
-    registered = {e.version for e in entries if e.kind == "registered"}
-    return [v for v in registry.list() if v not in registered]
+    return engine.state().unregistered(engine.registry.list())
 
 
 def complete_registration(engine: DecisionEngine, version: str) -> list[LedgerEntry]:

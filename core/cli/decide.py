@@ -2,7 +2,9 @@
 resolve`` and ``kfm status [--at TIME]``.
 
 Decisions need only the reviewer's own key: the promotion or rollback a decision causes is
-derived by the verified replay, never signed by the reviewer's process.
+derived by the verified replay, never signed by the reviewer's process. Each command verifies
+the ledger once and checks the verified state against the newest checkpoint and this client's
+witness (:func:`core.cli.ledger.anchored_state`) before it shows or signs anything.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.cli._output import console, print_json
-from core.cli.ledger import anchors_to_dict, check_ledger_anchors, print_anchors
+from core.cli.ledger import anchored_state, anchors_to_dict, print_anchors
 from core.cli.workspace import (
     PASSPHRASE_ENV_HELP,
     build_engine,
@@ -60,6 +62,7 @@ def _decide(
 ) -> None:
     ws = open_workspace(workspace)
     with build_engine(ws, with_pipeline=False) as engine:
+        anchored_state(ws, engine)  # never sign onto a ledger cut back behind its anchors
         entry = engine.roster.entry(actor)
         if entry is None:
             engine.roster.authorize(actor, role or "council", engine.now())  # raises, names ids
@@ -147,16 +150,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The channel (production, staging, every version's state) from the verified ledger."""
         ws = open_workspace(workspace)
+        when = parse_at(at)
         with build_engine(ws, with_pipeline=False) as engine:
-            anchors = check_ledger_anchors(ws, engine.roster, engine.ledger)
-            state = engine.state(at=parse_at(at))
+            state, anchors = anchored_state(ws, engine)  # the one verification
+            if when is not None:
+                state = engine.verified.at(when)
         if as_json:
             print_json({**state.to_dict(), "anchors": anchors_to_dict(ws, anchors)})
             return
-        when = f" at {state.at}" if state.at else ""
+        said_at = f" at {state.at}" if state.at else ""
         console.print(
             f"production {state.production or '-'}   staging {state.staging or '-'}"
-            f"   (verified to ledger entry #{state.head_seq}{when})",
+            f"   (verified to ledger entry #{state.head_seq}{said_at})",
             markup=False,
         )
         print_anchors(ws, anchors)

@@ -1,15 +1,15 @@
 """``kfm ledger verify|show|checkpoint`` on the workspace's ledger.
 
-``verify`` checks every entry, then the anchors (:mod:`core.decisions.anchors`): the newest signed
-checkpoint, this client's witness, the roster serial and the registry cross-check; when all
-hold it records the head in the witness. ``checkpoint`` does the same checks, then signs the head
-with the pipeline key. :func:`check_ledger_anchors` and :func:`print_anchors` are what
-``kfm status`` uses.
+``verify`` checks every entry once, then the anchors of the verified state
+(:mod:`core.decisions.anchors`): the newest signed checkpoint, this client's witness, the roster
+serial and the registry cross-check; when all hold it records the head in the witness.
+``checkpoint`` does the same checks, then signs the verified head with the pipeline key.
+:func:`anchored_state` and :func:`print_anchors` are what ``kfm status`` and the decision
+commands use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,51 +19,31 @@ from rich.table import Table
 from rich.text import Text
 
 from core.cli._output import console, print_json, styled
-from core.cli.workspace import build_engine, open_workspace, pipeline_passphrase, workspace_option
+from core.cli.workspace import build_engine, open_workspace, workspace_option
 from core.decisions.anchors import (
     AnchorReport,
-    Anchors,
     check_anchors,
     read_anchors,
-    recorded_roster_serial,
     remember_verified,
+    verified_and_anchored,
 )
 from core.decisions.checkpoints import write_checkpoint
-from core.decisions.ledger import Ledger, LedgerEntry
-from core.decisions.roster import TrustedRoster
-from core.decisions.verify import LedgerReport, verify_ledger
-from core.errors import KfmError, LedgerError
+from core.decisions.engine import DecisionEngine
+from core.decisions.state import VerifiedState
+from core.decisions.verify import verify_ledger
+from core.errors import KfmError
 from core.workspace import Workspace
 
 
-def _read(
-    ws: Workspace, roster: TrustedRoster, ledger: Ledger
-) -> tuple[Anchors, list[LedgerEntry]]:
-    """The anchors, then the entries: in that order, so a checkpoint written meanwhile is older."""
-    anchors = read_anchors(registry=ws.registry(), roster=roster, trust=ws.trust_store())
-    return anchors, ledger.entries()
+def anchored_state(ws: Workspace, engine: DecisionEngine) -> tuple[VerifiedState, AnchorReport]:
+    """The engine's verified state, refused when behind its newest checkpoint or this client's
+    witness, or verified with an older roster; the head is then recorded in the witness.
 
-
-def check_ledger_anchors(ws: Workspace, roster: TrustedRoster, ledger: Ledger) -> AnchorReport:
-    """Refuse a ledger behind its newest checkpoint or this client's witness, or an older roster.
-
-    The head is recorded in the witness when every entry verifies.
+    One verification (the engine's, incremental): the anchors are read first, then the ledger.
     """
-    anchors, entries = _read(ws, roster, ledger)
-    verified = verify_ledger(entries, roster, ws.policy().decisions)
-    report = check_anchors(
-        entries, anchors, roster=roster, ledger_roster_serial=_roster_serial(verified, entries)
+    return verified_and_anchored(
+        engine.verified, engine.ledger, registry=engine.registry, trust=ws.trust_store()
     )
-    if verified.ok:
-        remember_verified(ws.trust_store(), report)
-    return report
-
-
-def _roster_serial(report: LedgerReport, entries: Sequence[LedgerEntry]) -> int:
-    """The highest roster serial the ledger records: from the verified state when it verified."""
-    if report.state is not None:
-        return report.state.max_roster_serial or 0
-    return recorded_roster_serial(entries)
 
 
 def anchors_to_dict(ws: Workspace, report: AnchorReport) -> dict[str, Any]:
@@ -96,19 +76,16 @@ def register(app: typer.Typer) -> None:
         witness; print the first problem."""
         ws = open_workspace(workspace)
         roster = ws.roster()
-        with closing(ws.ledger()) as ledger:
-            anchors, entries = _read(ws, roster, ledger)
+        registry = ws.registry(roster=roster)
+        anchors = read_anchors(registry=registry, roster=roster, trust=ws.trust_store())
+        with closing(ws.ledger()) as ledger:  # read after the anchors: see core.decisions.anchors
+            entries = ledger.entries()
         report = verify_ledger(entries, roster, ws.policy().decisions)
         anchored: AnchorReport | None = None
         refusal: KfmError | None = None
         if report.ok:
             try:
-                anchored = check_anchors(
-                    entries,
-                    anchors,
-                    roster=roster,
-                    ledger_roster_serial=_roster_serial(report, entries),
-                )
+                anchored = check_anchors(report.state, anchors, roster=roster)
             except KfmError as error:
                 refusal = error
             else:
@@ -140,8 +117,8 @@ def register(app: typer.Typer) -> None:
                     "anchor and decision rule valid (head #{} {}…), consistent with the newest "
                     "checkpoint and with what this client saw before",
                     report.entries,
-                    report.state.head_seq if report.state else 0,
-                    report.state.head_hash[:16] if report.state else "",
+                    report.state.head_seq,
+                    report.state.head_hash[:16],
                 )
             )
             print_anchors(ws, anchored)
@@ -157,23 +134,15 @@ def register(app: typer.Typer) -> None:
         Run it after decisions by people when no service holding the pipeline key does.
         """
         ws = open_workspace(workspace)
-        signer = ws.pipeline_signer(pipeline_passphrase(ws))
-        roster = ws.roster()
-        registry = ws.registry()
-        with closing(ws.ledger()) as ledger:
-            anchors, entries = _read(ws, roster, ledger)
-        report = verify_ledger(entries, roster, ws.policy().decisions)
-        if report.broken is not None:
-            raise LedgerError(
-                "refusing to checkpoint a ledger that does not verify",
-                field=f"entry {report.broken.seq}: {report.broken.field}",
-                expected="every entry verified (kfm ledger verify)",
-                found=report.broken.message,
+        with build_engine(ws, with_pipeline=True) as engine:
+            state, anchored = anchored_state(ws, engine)
+            written = write_checkpoint(
+                state,
+                engine.registry,
+                engine._require_pipeline(),
+                engine.roster,
+                newest=anchored.checkpoint,
             )
-        anchored = check_anchors(
-            entries, anchors, roster=roster, ledger_roster_serial=_roster_serial(report, entries)
-        )
-        written = write_checkpoint(entries, registry, signer, roster, newest=anchors.checkpoint)
         remember_verified(ws.trust_store(), anchored, checkpoint=written)
         if as_json:
             print_json({"checkpoint": written.to_dict(), "warnings": list(anchored.warnings)})

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from core.cli._output import console, print_json, styled
+from core.cli.ledger import anchored_state
 from core.cli.workspace import build_engine, open_workspace, workspace_option
 from core.errors import RegistryError
 
@@ -116,13 +117,10 @@ def register(app: typer.Typer) -> None:
                 found="both",
             )
         ws = open_workspace(workspace)
-        registry = ws.registry()
-        report = registry.fsck(dry_run=dry_run)
-        ledger = ws.ledger()
-        try:
-            unregistered = unregistered_versions(registry, ledger.entries())
-        finally:
-            ledger.close()
+        with build_engine(ws, with_pipeline=False) as engine:
+            report = engine.registry.fsck(dry_run=dry_run)
+            anchored_state(ws, engine)  # the verified ledger, consistent with its anchors
+            unregistered = unregistered_versions(engine)
         healed: list[str] = []
         if register_missing and unregistered:
             with build_engine(ws, with_pipeline=True) as engine:

@@ -1,8 +1,8 @@
 """The checks that anchor a verified ledger: checkpoint, client witness, roster serial, registry.
 
-Verifying each entry (:mod:`core.decisions.verify`) proves the rows chain and are signed; it
-cannot tell whether rows are *missing* at the end, or whether the whole chain after some row was
-rebuilt with recomputed hashes. These checks can:
+Verifying each entry (:mod:`core.decisions.verify`) proves the rows chain, are signed and
+anchored on earlier rows; it cannot tell whether rows are *missing* at the end, or whether the
+tail after some row was rebuilt from records whose anchors still hold. These checks can:
 
 1. **checkpoint** — the newest signed checkpoint in the registry
    (:mod:`core.decisions.checkpoints`): the ledger is at least that long and has the same entry
@@ -10,25 +10,26 @@ rebuilt with recomputed hashes. These checks can:
 2. **witness** — what this client verified before (:class:`core.decisions.trust.Witness`): the
    ledger is at least that long and has the same entry hash at that seq; a checkpoint the client
    saw that is gone is reported;
-3. **roster serial** — the roster's serial is not below the highest recorded in the ledger's
-   pipeline records, the newest checkpoint or the witness
-   (:func:`core.decisions.roster.check_roster_serial`);
+3. **roster serial** — the roster's serial is not below the highest recorded in the verified
+   ledger's pipeline records (:attr:`VerifiedState.max_roster_serial`), the newest checkpoint or
+   the witness (:func:`core.decisions.roster.check_roster_serial`);
 4. **registry cross-check** — every committed registry version has a ``registered`` entry;
    versions without one (a truncated ledger, or a deploy interrupted between push and register)
-   are reported.
+   are reported (:meth:`VerifiedState.unregistered`).
 
-Use: ``anchors = read_anchors(...)`` *before* reading the ledger (a checkpoint or witness written
-after the entries were read would look like a truncation), then ``report = check_anchors(entries,
-anchors, ...)`` on the verified entries, then :func:`remember_verified` records the witness.
-Failures 1-3 raise (:class:`core.errors.LedgerError`, :class:`core.errors.RosterError`);
-the findings of 2 (checkpoint gone) and 4 are :attr:`AnchorReport.warnings`.
+Every check reads the :class:`core.decisions.state.VerifiedState`, never raw rows, so a reader
+verifies the ledger once. Use: ``anchors = read_anchors(...)`` *before* reading the ledger (a
+checkpoint or witness written after the entries were read would look like a truncation), then
+``report = check_anchors(state, anchors, roster=...)`` on the verified state, then
+:func:`remember_verified` records the witness. :func:`verified_and_anchored` does the three in
+that order over a :class:`core.decisions.verify.VerifiedLedger` (what ``kfm status``, the
+decision commands and the dashboard call). Failures 1-3 raise (:class:`core.errors.LedgerError`,
+:class:`core.errors.RosterError`); the findings of 2 (checkpoint gone) and 4 are
+:attr:`AnchorReport.warnings`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,12 +37,13 @@ from typing import Any
 from core.decisions.checkpoints import (
     VerifiedCheckpoint,
     check_against_checkpoint,
-    entry_at,
     newest_checkpoint,
 )
-from core.decisions.ledger import GENESIS, LedgerEntry
+from core.decisions.ledger import Ledger
 from core.decisions.roster import TrustedRoster, check_roster_serial
+from core.decisions.state import VerifiedState
 from core.decisions.trust import TrustStore, Witness
+from core.decisions.verify import VerifiedLedger
 from core.errors import LedgerError
 from core.registry.versions import Registry
 
@@ -102,33 +104,30 @@ class AnchorReport:
 
 
 def check_witness(
-    entries: Sequence[LedgerEntry], witness: Witness, *, source: str, checkpoint_seq: int
+    state: VerifiedState, witness: Witness, *, source: str, checkpoint_seq: int
 ) -> list[str]:
     """Refuse a ledger shorter than ``witness`` or forked from it; warn of a checkpoint gone."""
-    head = entries[-1].seq if entries else 0
-    if head < witness.seq:
+    if state.head_seq < witness.seq:
         raise LedgerError(
             f"ledger truncated: this client verified it up to entry #{witness.seq}, it now ends "
-            f"at #{head}",
+            f"at #{state.head_seq}",
             file=source,
             field="seq",
             expected=f"at least {witness.seq} entries",
-            found=f"{head} entries",
+            found=f"{state.head_seq} entries",
             hint="rows were deleted from the ledger; restore them from a backup",
         )
-    if witness.seq > 0:
-        entry = entry_at(entries, witness.seq)
-        found = None if entry is None else entry.entry_hash
-        if found != witness.entry_hash:
-            raise LedgerError(
-                f"ledger forked: entry #{witness.seq} is not the one this client verified "
-                "(rows were rewritten, reordered or removed and the hashes recomputed)",
-                file=source,
-                field="entry_hash",
-                expected=witness.entry_hash,
-                found=found,
-                hint="restore the ledger from a backup",
-            )
+    found = state.hash_at(witness.seq)
+    if witness.seq > 0 and found != witness.entry_hash:
+        raise LedgerError(
+            f"ledger forked: entry #{witness.seq} is not the one this client verified "
+            "(rows were rewritten, reordered or removed and the hashes recomputed)",
+            file=source,
+            field="entry_hash",
+            expected=witness.entry_hash,
+            found=found,
+            hint="restore the ledger from a backup",
+        )
     if checkpoint_seq < witness.checkpoint_seq:
         return [
             f"checkpoint #{witness.checkpoint_seq}, which this client saw, is gone from the "
@@ -138,58 +137,22 @@ def check_witness(
     return []
 
 
-def recorded_roster_serial(entries: Sequence[LedgerEntry]) -> int:
-    """The highest ``roster_serial`` in the signed payloads of the pipeline's records (0: none).
-
-    Read from entries that verified; records without the field (written before it existed)
-    count as none.
-    """
-    highest = 0
-    for entry in entries:
-        if entry.role != "pipeline":
-            continue
-        try:
-            payload = json.loads(base64.b64decode(entry.envelope_dict()["payload"]))
-            value = payload.get("predicate", {}).get("roster_serial")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue  # verification names malformed rows; this only reads serials
-        if isinstance(value, int) and not isinstance(value, bool):
-            highest = max(highest, value)
-    return highest
-
-
-def unregistered_versions(
-    entries: Sequence[LedgerEntry], registry_versions: Sequence[str]
-) -> list[str]:
-    """Committed registry versions that no ``registered`` entry records."""
-    registered = {e.version for e in entries if e.kind == "registered"}
-    return [v for v in registry_versions if v not in registered]
-
-
-def check_anchors(
-    entries: Sequence[LedgerEntry],
-    anchors: Anchors,
-    *,
-    roster: TrustedRoster,
-    ledger_roster_serial: int = 0,
-) -> AnchorReport:
-    """Run checks 1-4 of the module docstring on verified ``entries``; raise on a refusal.
-
-    ``ledger_roster_serial`` is the highest roster serial the verified ledger records
-    (:func:`recorded_roster_serial`).
-    """
+def check_anchors(state: VerifiedState, anchors: Anchors, *, roster: TrustedRoster) -> AnchorReport:
+    """Run checks 1-4 of the module docstring on the verified ``state``; raise on a refusal."""
     checkpoint, witness = anchors.checkpoint, anchors.witness
     if checkpoint is not None:
-        check_against_checkpoint(entries, checkpoint)
+        check_against_checkpoint(state, checkpoint)
     warnings: list[str] = []
     if witness is not None:
         warnings += check_witness(
-            entries,
+            state,
             witness,
             source=anchors.witness_file,
             checkpoint_seq=0 if checkpoint is None else checkpoint.seq,
         )
-    recorded = {"the ledger's pipeline records": ledger_roster_serial}
+    recorded: dict[str, int] = {}
+    if state.max_roster_serial is not None:
+        recorded["the ledger's pipeline records"] = state.max_roster_serial
     if checkpoint is not None:
         recorded[f"checkpoint #{checkpoint.seq} ({checkpoint.source})"] = (
             checkpoint.checkpoint.roster_serial
@@ -197,18 +160,17 @@ def check_anchors(
     if witness is not None:
         recorded[f"this client's witness ({anchors.witness_file})"] = witness.roster_serial
     check_roster_serial(roster, recorded)
-    unregistered = tuple(unregistered_versions(entries, anchors.registry_versions))
+    unregistered = tuple(state.unregistered(anchors.registry_versions))
     if unregistered:
         warnings.append(
             "registry holds versions not registered in the ledger: "
             + ", ".join(unregistered)
             + " (a truncated ledger, or a deploy interrupted between push and register)"
         )
-    head = entries[-1] if entries else None
     return AnchorReport(
         root_fingerprint=anchors.root_fingerprint,
-        head_seq=0 if head is None else head.seq,
-        head_hash=GENESIS if head is None else head.entry_hash,
+        head_seq=state.head_seq,
+        head_hash=state.head_hash,
         checkpoint=checkpoint,
         witness=witness,
         roster_serial=roster.serial,
@@ -229,13 +191,41 @@ def remember_verified(
     ``checkpoint``: one written since the report (``kfm ledger checkpoint``), if any.
     """
     newest = checkpoint or report.checkpoint
-    return trust.record_witness(
-        Witness(
-            root=report.root_fingerprint,
-            seq=report.head_seq,
-            entry_hash=report.head_hash,
-            checkpoint_seq=0 if newest is None else newest.seq,
-            roster_serial=report.roster_serial,
-            updated_at=now or datetime.now(UTC),
-        )
+    seen = Witness(
+        root=report.root_fingerprint,
+        seq=report.head_seq,
+        entry_hash=report.head_hash,
+        checkpoint_seq=0 if newest is None else newest.seq,
+        roster_serial=report.roster_serial,
+        updated_at=now or datetime.now(UTC),
     )
+    before = report.witness
+    if before is not None and _same_state(before.advanced(seen), before):
+        return before  # nothing new to remember: a reader does not rewrite the file
+    return trust.record_witness(seen)
+
+
+def _same_state(a: Witness, b: Witness) -> bool:
+    return (a.seq, a.entry_hash, a.checkpoint_seq, a.roster_serial) == (
+        b.seq,
+        b.entry_hash,
+        b.checkpoint_seq,
+        b.roster_serial,
+    )
+
+
+def verified_and_anchored(
+    verified: VerifiedLedger, ledger: Ledger, *, registry: Registry, trust: TrustStore
+) -> tuple[VerifiedState, AnchorReport]:
+    """The verified state of ``ledger``, checked against its anchors; the witness remembers it.
+
+    Reads the anchors, then extends ``verified`` by what is new in ``ledger`` (one verification,
+    incremental), then :func:`check_anchors` and :func:`remember_verified`. Raises the broken
+    entry's error, or the refusal of a ledger behind its newest checkpoint or this client's
+    witness, or of a roster older than one recorded.
+    """
+    anchors = read_anchors(registry=registry, roster=verified.roster, trust=trust)
+    state = verified.refresh(ledger)
+    report = check_anchors(state, anchors, roster=verified.roster)
+    remember_verified(trust, report)
+    return state, report

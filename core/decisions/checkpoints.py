@@ -14,37 +14,42 @@ payload ``{"seq", "entry_hash", "time", "roster_serial"}``, signed by a roster k
 writer verified against: a roster older than that is refused by later readers.
 
 Writers are the holders of the pipeline key: ``kfm deploy`` after it registers a version,
-monitoring after its records, and ``kfm ledger checkpoint`` on demand (after decisions by people,
-when no service holding the pipeline key runs). :func:`checkpoint_head` reads the newest
-checkpoint, then the ledger, and :func:`write_checkpoint` checks the one against the other, so a
-writer never signs over a ledger that was cut back.
+monitoring after its records, the dashboard server after a submitted decision (when it holds the
+key), and ``kfm ledger checkpoint`` on demand (after decisions by people, when no service
+holding the pipeline key runs). :func:`checkpoint_head` reads the newest checkpoint, then the
+ledger *as verified* by the engine, and :func:`write_checkpoint` checks the one against the
+other: a writer never signs over a ledger that was cut back, nor over an entry that does not
+verify.
 
 Public API: :class:`Checkpoint`, :class:`VerifiedCheckpoint`, :func:`sign_checkpoint`,
 :func:`verify_checkpoint`, :func:`read_checkpoint`, :func:`newest_checkpoint`,
-:func:`check_against_checkpoint`, :func:`write_checkpoint`, :func:`checkpoint_head`,
-:func:`entry_at`.
+:func:`check_against_checkpoint`, :func:`write_checkpoint`, :func:`checkpoint_head`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from securesystemslib.dsse import Envelope
 
-from core.decisions.ledger import Ledger, LedgerEntry, format_time
+from core.decisions.ledger import format_time
 from core.decisions.roster import TrustedRoster
+from core.decisions.state import VerifiedState
 from core.errors import AuthorizationError, LedgerError, TrustError
 from core.jsonio import canonical_json_bytes
 from core.registry.layout import checkpoint_key
 from core.registry.stores import ObjectExists
 from core.registry.versions import Registry
 from core.signing.keys import KeySigner
+
+if TYPE_CHECKING:  # annotations only: a staging process (core.pipeline) never loads the engine
+    from core.decisions.engine import DecisionEngine
 
 CHECKPOINT_PAYLOAD_TYPE = "application/vnd.kfm.checkpoint+json"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -204,24 +209,21 @@ def read_checkpoint(registry: Registry, seq: int, roster: TrustedRoster) -> Veri
     return verified
 
 
-def check_against_checkpoint(
-    entries: Sequence[LedgerEntry], checkpoint: VerifiedCheckpoint
-) -> None:
-    """Refuse a ledger shorter than ``checkpoint`` or with another entry hash at its seq."""
+def check_against_checkpoint(state: VerifiedState, checkpoint: VerifiedCheckpoint) -> None:
+    """Refuse a verified ledger shorter than ``checkpoint`` or with another entry hash at its seq."""
     cp = checkpoint.checkpoint
-    head = entries[-1].seq if entries else 0
-    if head < cp.seq:
+    if state.head_seq < cp.seq:
         raise LedgerError(
             f"ledger truncated after checkpoint #{cp.seq}: it has fewer entries than were "
             "signed as its head",
             file=checkpoint.source,
             field="seq",
             expected=f"a ledger of at least {cp.seq} entries",
-            found=f"{head} entries",
+            found=f"{state.head_seq} entries",
             hint="rows were deleted from the ledger; restore them from a backup",
         )
-    entry = entry_at(entries, cp.seq)
-    if entry is None or entry.entry_hash != cp.entry_hash:
+    found = state.hash_at(cp.seq)
+    if found != cp.entry_hash:
         raise LedgerError(
             f"ledger forked at checkpoint #{cp.seq}: its entry #{cp.seq} is not the one signed "
             "in the checkpoint (rows were rewritten, reordered or removed and the hashes "
@@ -229,13 +231,13 @@ def check_against_checkpoint(
             file=checkpoint.source,
             field="entry_hash",
             expected=cp.entry_hash,
-            found=None if entry is None else entry.entry_hash,
+            found=found,
             hint="restore the ledger from a backup",
         )
 
 
 def write_checkpoint(
-    entries: Sequence[LedgerEntry],
+    state: VerifiedState,
     registry: Registry,
     signer: KeySigner,
     roster: TrustedRoster,
@@ -243,16 +245,16 @@ def write_checkpoint(
     newest: VerifiedCheckpoint | None,
     now: datetime | None = None,
 ) -> VerifiedCheckpoint:
-    """Sign the head of ``entries`` and store it; returns the checkpoint at that head.
+    """Sign the head of the verified ``state`` and store it; returns the checkpoint at that head.
 
-    ``newest`` is the newest checkpoint as read *before* ``entries`` (``None``: there was none),
-    so that a checkpoint another writer adds meanwhile is never mistaken for a truncation.
-    Refuses a ledger shorter than ``newest`` or with another hash at its seq, a roster older than
-    it, and a signer that is not a pipeline key of ``roster`` (nobody could verify its
-    checkpoint). A checkpoint already at this head (another writer) is kept when it has the
-    same hash.
+    ``newest`` is the newest checkpoint as read *before* the ledger was (``None``: there was
+    none), so that a checkpoint another writer adds meanwhile is never mistaken for a
+    truncation. Refuses a ledger shorter than ``newest`` or with another hash at its seq, a
+    roster older than it, and a signer that is not a pipeline key of ``roster`` (nobody could
+    verify its checkpoint). A checkpoint already at this head (another writer) is kept when it
+    has the same hash.
     """
-    if not entries:
+    if state.head_seq == 0:
         raise LedgerError(
             "nothing to checkpoint: the ledger is empty",
             field="seq",
@@ -268,7 +270,6 @@ def write_checkpoint(
             expected="a key with the pipeline role",
             found=signer.key_id,
         )
-    head = entries[-1]
     if newest is not None:
         if newest.checkpoint.roster_serial > roster.serial:
             raise TrustError(
@@ -278,39 +279,35 @@ def write_checkpoint(
                 expected=f"serial {newest.checkpoint.roster_serial} or higher ({newest.source})",
                 found=roster.serial,
             )
-        check_against_checkpoint(entries, newest)
-        if newest.seq == head.seq:
+        check_against_checkpoint(state, newest)
+        if newest.seq == state.head_seq:
             return newest
     checkpoint = Checkpoint(
-        seq=head.seq,
-        entry_hash=head.entry_hash,
+        seq=state.head_seq,
+        entry_hash=state.head_hash,
         time=(now or datetime.now(UTC)),
         roster_serial=roster.serial,
     )
     body = json.dumps(sign_checkpoint(checkpoint, signer), indent=2, sort_keys=True) + "\n"
-    source = f"{registry.location}/{checkpoint_key(head.seq)}"
+    source = f"{registry.location}/{checkpoint_key(state.head_seq)}"
     try:
-        registry.write_checkpoint(head.seq, body.encode("utf-8"))
+        registry.write_checkpoint(state.head_seq, body.encode("utf-8"))
     except ObjectExists:  # another writer checkpointed this head meanwhile
-        existing = read_checkpoint(registry, head.seq, roster)
-        check_against_checkpoint(entries, existing)
+        existing = read_checkpoint(registry, state.head_seq, roster)
+        check_against_checkpoint(state, existing)
         return existing
     return VerifiedCheckpoint(checkpoint, entry.id, source)
 
 
-def checkpoint_head(
-    ledger: Ledger, registry: Registry, signer: KeySigner, roster: TrustedRoster
-) -> VerifiedCheckpoint:
-    """What a pipeline-key holder runs after its appends: checkpoint the ledger's head now.
+def checkpoint_head(engine: DecisionEngine) -> VerifiedCheckpoint:
+    """What a pipeline-key holder runs after its appends: checkpoint the verified head now.
 
-    Reads the newest checkpoint, then the entries (in that order), then :func:`write_checkpoint`.
+    Reads the newest checkpoint, then the ledger as the engine verifies it (in that order),
+    then :func:`write_checkpoint` with the engine's pipeline key and roster. A ledger with a
+    broken entry is never checkpointed (verification raises first).
     """
-    newest = newest_checkpoint(registry, roster)
-    return write_checkpoint(ledger.entries(), registry, signer, roster, newest=newest)
-
-
-def entry_at(entries: Sequence[LedgerEntry], seq: int) -> LedgerEntry | None:
-    """The entry at ``seq``, if any (entries are in order; a gap is looked for, never assumed)."""
-    if 0 < seq <= len(entries) and entries[seq - 1].seq == seq:
-        return entries[seq - 1]
-    return next((e for e in entries if e.seq == seq), None)
+    newest = newest_checkpoint(engine.registry, engine.roster)
+    state = engine.state()
+    return write_checkpoint(
+        state, engine.registry, engine._require_pipeline(), engine.roster, newest=newest
+    )

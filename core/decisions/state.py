@@ -271,6 +271,15 @@ class VerifiedState(ChannelState):
             return GENESIS
         return self.entry_hashes[seq - 1] if 0 < seq <= len(self.entry_hashes) else None
 
+    def unregistered(self, registry_versions: Sequence[str]) -> list[str]:
+        """The committed registry versions no verified ``registered`` record names, in order.
+
+        A deploy cut off between its push (the registry commit) and its ledger records leaves
+        one (``kfm registry fsck --register`` completes it); so does a ledger truncated after
+        the version was registered.
+        """
+        return [v for v in registry_versions if v not in self.facts]
+
     def events_at(self, seq: int) -> tuple[ChannelEvent, ...]:
         """The channel events the entry at ``seq`` caused."""
         return tuple(e for e in self.events if e.seq == seq)

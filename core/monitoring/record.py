@@ -188,7 +188,7 @@ def monitor_version(
 
 def _checkpoint(engine: DecisionEngine) -> None:
     """Sign the ledger head just appended to (the pipeline key is the engine's)."""
-    checkpoint_head(engine.ledger, engine.registry, engine._require_pipeline(), engine.roster)
+    checkpoint_head(engine)
 
 
 def run_history(engine: DecisionEngine, version: str) -> list[dict[str, Any]]:

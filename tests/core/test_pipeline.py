@@ -272,10 +272,10 @@ def _memory_engine(gates: bytes) -> tuple[DecisionEngine, Any]:
 def test_complete_registration_registers_a_cut_off_deploy_once() -> None:
     """An unregistered version is found, registered with its signed facts, and only once."""
     engine, _ = _memory_engine(b'{"passed": true}')
-    assert unregistered_versions(engine.registry, engine.ledger.entries()) == ["1.0.0"]
+    assert unregistered_versions(engine) == ["1.0.0"]
     appended = complete_registration(engine, "1.0.0")
     assert [e.kind for e in appended] == ["registered", "gates-attested"]
-    assert unregistered_versions(engine.registry, engine.ledger.entries()) == []
+    assert unregistered_versions(engine) == []
     assert engine.version_facts("1.0.0").concerned_stewards == ("sam",)
     with pytest.raises(LedgerError, match="already registered"):
         complete_registration(engine, "1.0.0")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.decisions.engine import DecisionEngine
-from core.decisions.ledger import LedgerEntry
+from core.decisions.engine import DecisionEngine, SubmitOutcome
 from core.decisions.roster import RosterEntry, add_reviewer, sign_roster
 from core.decisions.trust import TrustStore
 from core.signing.keys import generate_key_pair, load_public_key, load_signer, public_key_pem
@@ -45,8 +44,8 @@ class Governed:
         )
         engine.register(record, gates_json=b"{}")
 
-    def vote(self, engine: DecisionEngine, who: str, kind: str, version: str) -> list[LedgerEntry]:
-        """``who``'s signed decision, submitted to the engine."""
+    def vote(self, engine: DecisionEngine, who: str, kind: str, version: str) -> SubmitOutcome:
+        """``who``'s signed decision on the head now, submitted to the engine."""
         signer = load_signer(self.ws.reviewer_key_path(who), f"{who}-pw", key_id=who)
         envelope = signed_decision(
             signer,
@@ -55,19 +54,25 @@ class Governed:
             version=version,
             subject=engine.version_record(version).subject,
             time=engine.now(),
+            anchor=engine.state().anchor,
         )
         return engine.submit(envelope)
 
     def promote_and_veto(self) -> int:
-        """1.0.0 and 1.1.0 promoted, then 1.1.0 vetoed by carol; returns the veto's seq."""
+        """1.0.0 and 1.1.0 promoted, then 1.1.0 vetoed by carol; returns the veto's seq.
+
+        The veto is the ledger's last row: the rollback it causes is derived, and its three
+        files are written by the engine.
+        """
         with self.ws.decision_engine("pipe-pw") as engine:
             for version in ("1.0.0", "1.1.0"):
                 self.deploy(engine, version)
                 for who in ("alice", "bob", "sam"):
                     self.vote(engine, who, "approve", version)
-            (veto, *_) = self.vote(engine, "carol", "veto", "1.1.0")
+            veto = self.vote(engine, "carol", "veto", "1.1.0")
             assert engine.state().production == "1.0.0"
-        return veto.seq
+            assert len(veto.rollback_keys) == 3
+        return veto.entry.seq
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

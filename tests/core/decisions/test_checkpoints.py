@@ -2,7 +2,9 @@
 
 The attacks are what someone with write access to the database (and the registry) but no key
 can do: delete rows, or rewrite them with recomputed chain hashes. Each runs on SQLite and on
-PostgreSQL, against the core checks and through `kfm ledger verify` and `kfm status`.
+PostgreSQL, against the core checks and through `kfm ledger verify` and `kfm status`. A
+rollback caused by a person's veto is derived by the verified replay (never a row): erasing the
+veto erases it.
 """
 
 from __future__ import annotations
@@ -21,22 +23,18 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.decisions.anchors import (
-    check_anchors,
-    read_anchors,
-    remember_verified,
-    unregistered_versions,
-)
+from core.decisions import verify as verify_module
+from core.decisions.anchors import check_anchors, read_anchors, verified_and_anchored
 from core.decisions.checkpoints import (
     CHECKPOINT_PAYLOAD_TYPE,
     Checkpoint,
+    check_against_checkpoint,
     checkpoint_head,
     newest_checkpoint,
     sign_checkpoint,
     verify_checkpoint,
-    write_checkpoint,
 )
-from core.decisions.engine import DecisionEngine
+from core.decisions.engine import DecisionEngine, SubmitOutcome
 from core.decisions.ledger import (
     COLUMNS,
     GENESIS,
@@ -46,17 +44,19 @@ from core.decisions.ledger import (
     SQLiteLedger,
     make_entry,
 )
+from core.decisions.records import Anchor
 from core.decisions.roster import (
+    TrustedRoster,
     sign_roster_data,
     verify_roster_data,
 )
+from core.decisions.state import VerifiedState
 from core.decisions.trust import TrustStore
-from core.decisions.verify import verify_ledger
+from core.decisions.verify import VerifiedLedger, verify_ledger
 from core.errors import AuthorizationError, LedgerError, RosterError, TrustError
 from core.policy import DecisionPolicy
 from core.registry.layout import checkpoint_key
 from core.registry.versions import Registry
-from core.signing.digests import ModelSubject
 from core.testing import (
     FixedClock,
     Governance,
@@ -93,10 +93,15 @@ def delete_from(ledger: Ledger, seq: int) -> None:
 
 
 def rewrite(ledger: Ledger, rows: Sequence[LedgerEntry]) -> None:
-    """Replace the ledger by ``rows``' signed records, re-chained with recomputed hashes."""
+    """Replace the ledger by ``rows``' signed records, re-chained with recomputed hashes.
+
+    The recorded times are the original ones in order, so the rebuilt rows never go back in
+    time (each record's signed time stays within the allowed skew of its new row's).
+    """
     rebuilt, prev = [], GENESIS
-    for seq, row in enumerate(rows, start=1):
-        entry = make_entry(seq, prev, row.recorded, row.envelope_dict())
+    times = sorted(row.recorded for row in rows)
+    for seq, (row, recorded) in enumerate(zip(rows, times, strict=True), start=1):
+        entry = make_entry(seq, prev, recorded, row.envelope_dict())
         rebuilt.append(entry)
         prev = entry.entry_hash
     execute(ledger, "DELETE FROM TABLE")
@@ -133,7 +138,10 @@ class World:
         self.engine.register(record, gates_json=(source / "gates.json").read_bytes())
         self.checkpoint()
 
-    def submit(self, actor: str, kind: str, version: str) -> list[LedgerEntry]:
+    def submit(
+        self, actor: str, kind: str, version: str, *, anchor: Anchor | None = None
+    ) -> SubmitOutcome:
+        """``actor``'s signed record, built on the head now (or on ``anchor``), submitted."""
         self.clock.advance(seconds=1)
         roles = self.gov.roster.entry(actor).roles  # type: ignore[union-attr]
         envelope = signed_decision(
@@ -143,8 +151,15 @@ class World:
             version=version,
             subject=self.registry.show(version).subject,
             time=self.clock(),
+            anchor=anchor or self.engine.state().anchor,
         )
         return self.engine.submit(envelope)
+
+    def approve_together(self, version: str, *actors: str) -> None:
+        """Approvals signed at the same time, each on the head its signer saw then (the same)."""
+        head = self.engine.state().anchor
+        for actor in actors:
+            self.submit(actor, "approve", version, anchor=head)
 
     def promote(self, version: str) -> None:
         for actor in ("alice", "bob", "sam"):
@@ -152,15 +167,19 @@ class World:
 
     def checkpoint(self) -> None:
         """What a pipeline-key holder does after its appends (deploy, monitoring)."""
-        checkpoint_head(self.ledger, self.registry, self.gov["pipeline"], self.gov.roster)
+        checkpoint_head(self.engine)
 
-    def check(self) -> None:
-        """What `kfm status` and `kfm ledger verify` do: anchors first, then the entries."""
-        anchors = read_anchors(registry=self.registry, roster=self.gov.roster, trust=self.trust)
-        entries = self.ledger.entries()
-        assert verify_ledger(entries, self.gov.roster).ok
-        report = check_anchors(entries, anchors, roster=self.gov.roster)
-        remember_verified(self.trust, report)
+    def check(self, roster: TrustedRoster | None = None) -> VerifiedState:
+        """What `kfm status` does in a new process: anchors, then one verification, checked."""
+        fresh = VerifiedLedger(roster or self.gov.roster, DecisionPolicy())
+        state, _ = verified_and_anchored(
+            fresh, self.ledger, registry=self.registry, trust=self.trust
+        )
+        return state
+
+    def verifies_alone(self) -> bool:
+        """Whether every entry verifies (chain, signatures, anchors, rules), anchors aside."""
+        return verify_ledger(self.ledger.entries(), self.gov.roster, DecisionPolicy()).ok
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -194,15 +213,17 @@ def world(
 def vetoed(world: World) -> int:
     """1.0.0 then 1.1.0 promoted; 1.1.0 vetoed by carol (production back to 1.0.0).
 
-    Returns the seq of the veto (what follows it is the rollback it causes).
+    Returns the seq of the veto, the ledger's last row: the rollback it causes is derived.
     """
     world.deploy("1.0.0")
     world.promote("1.0.0")
     world.deploy("1.1.0")
     world.promote("1.1.0")
-    (veto, *_) = world.submit("carol", "veto", "1.1.0")
+    veto = world.submit("carol", "veto", "1.1.0")
+    assert [e.kind for e in veto.events] == ["rollback"]
     assert world.engine.state().production == "1.0.0"
-    return veto.seq
+    assert world.ledger.entries()[-1].seq == veto.entry.seq
+    return veto.entry.seq
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -232,8 +253,15 @@ def test_checkpoint_signed_by_a_reviewer_or_edited_is_refused(world: World) -> N
     by_alice = sign_checkpoint(checkpoint, world.gov["alice"])
     with pytest.raises(TrustError, match="not signed by a pipeline key"):
         verify_checkpoint(by_alice, world.gov.roster, source="test")
+    as_alice = DecisionEngine(
+        ledger=world.ledger,
+        registry=world.registry,
+        roster=world.gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=world.gov["alice"],
+    )
     with pytest.raises(AuthorizationError, match="not a pipeline key"):
-        checkpoint_head(world.ledger, world.registry, world.gov["alice"], world.gov.roster)
+        checkpoint_head(as_alice)
     envelope = sign_checkpoint(checkpoint, world.gov["pipeline"])
     edited = dict(envelope, payload=envelope["payload"][:-4] + "AAAA")
     with pytest.raises(TrustError):
@@ -251,14 +279,13 @@ def test_empty_ledger_has_nothing_to_checkpoint(world: World) -> None:
         world.checkpoint()
 
 
-def test_erasing_a_veto_and_its_rollback_is_refused_by_the_checkpoint(world: World) -> None:
-    """Deleting the veto and what followed it puts 1.1.0 back, but the checkpoint refuses it."""
+def test_erasing_a_veto_is_refused_by_the_checkpoint(world: World) -> None:
+    """Deleting the veto (and so the rollback it caused) puts 1.1.0 back; the checkpoint refuses."""
     veto = vetoed(world)
     world.checkpoint()
     head = world.ledger.entries()[-1].seq
     delete_from(world.ledger, veto)
-    entries = world.ledger.entries()
-    assert verify_ledger(entries, world.gov.roster).ok  # the chain alone cannot tell
+    assert world.verifies_alone()  # the chain and anchors alone cannot tell a cut tail
     assert world.engine.state().production == "1.1.0"  # what the attack achieves
     with pytest.raises(LedgerError, match=f"truncated after checkpoint #{head}:"):
         world.check()
@@ -267,28 +294,35 @@ def test_erasing_a_veto_and_its_rollback_is_refused_by_the_checkpoint(world: Wor
 
 
 def test_erasing_a_veto_with_recomputed_hashes_is_refused(world: World) -> None:
-    """The veto and rollback removed from the middle, later rows re-chained: still refused."""
+    """The veto removed from the middle, later rows re-chained: the anchors of the later
+    records break, and the verified part is behind the checkpoint."""
     veto = vetoed(world)
-    world.deploy("1.2.0")  # later rows, and a checkpoint over them
+    world.deploy("1.2.0")  # later rows, anchored on the head with the veto, and a checkpoint
     rows = world.ledger.entries()
-    kept = [r for r in rows if not (r.version == "1.1.0" and r.seq >= veto)]
-    assert len(kept) < len(rows)
+    kept = [r for r in rows if r.seq != veto]
     rewrite(world.ledger, kept)
-    assert verify_ledger(world.ledger.entries(), world.gov.roster).ok
-    with pytest.raises(LedgerError, match="checkpoint #"):
+    report = verify_ledger(world.ledger.entries(), world.gov.roster, DecisionPolicy())
+    assert report.broken is not None
+    assert (report.broken.seq, report.broken.field) == (veto, "predicate.anchor.seq")
+    assert report.state.production == "1.1.0"  # the part that verifies has 1.1.0 back
+    newest = newest_checkpoint(world.registry, world.gov.roster)
+    assert newest is not None and newest.seq == rows[-1].seq
+    with pytest.raises(LedgerError, match=f"truncated after checkpoint #{newest.seq}"):
+        check_against_checkpoint(report.state, newest)
+    with pytest.raises(LedgerError, match=f"entry #{veto} is broken"):
         world.check()
 
 
 def test_reordering_rows_with_recomputed_hashes_is_refused(world: World) -> None:
-    """Two approvals swapped and the chain rebuilt verify alone; the checkpoint says forked."""
+    """Two approvals signed on the same head, swapped and re-chained, verify alone; the
+    checkpoint says forked."""
     world.deploy("1.0.0")
-    world.submit("alice", "approve", "1.0.0")
-    world.submit("bob", "approve", "1.0.0")
+    world.approve_together("1.0.0", "alice", "bob")
     world.checkpoint()
     rows = world.ledger.entries()
     swapped = [*rows[:-2], rows[-1], rows[-2]]
     rewrite(world.ledger, swapped)
-    assert verify_ledger(world.ledger.entries(), world.gov.roster).ok
+    assert world.verifies_alone()
     with pytest.raises(LedgerError, match=f"forked at checkpoint #{rows[-1].seq}"):
         world.check()
 
@@ -303,7 +337,8 @@ def test_truncating_to_zero_rows_is_refused(world: World) -> None:
         world.check()
     delete_checkpoints(world.registry)
     anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
-    report = check_anchors([], anchors, roster=world.gov.roster)
+    empty = verify_ledger([], world.gov.roster, DecisionPolicy()).state
+    report = check_anchors(empty, anchors, roster=world.gov.roster)
     assert report.unregistered == ("1.0.0", "1.1.0") and not report.ok
     assert "not registered in the ledger" in report.warnings[0]
 
@@ -322,11 +357,11 @@ def test_witness_refuses_truncation_when_checkpoints_are_deleted_too(world: Worl
 def test_witness_refuses_a_fork_and_reports_deleted_checkpoints(world: World) -> None:
     """Another hash at the remembered seq is refused; a checkpoint seen and gone is a warning."""
     world.deploy("1.0.0")
-    world.submit("alice", "approve", "1.0.0")
-    world.submit("bob", "approve", "1.0.0")
+    world.approve_together("1.0.0", "alice", "bob")
     world.check()
     rows = world.ledger.entries()
     rewrite(world.ledger, [*rows[:-2], rows[-1], rows[-2]])
+    assert world.verifies_alone()
     with pytest.raises(LedgerError, match="forked"):
         world.check()
     rewrite(world.ledger, rows)  # restored from a backup: the same hashes again
@@ -334,44 +369,66 @@ def test_witness_refuses_a_fork_and_reports_deleted_checkpoints(world: World) ->
     world.check()
     delete_checkpoints(world.registry)
     anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
-    report = check_anchors(world.ledger.entries(), anchors, roster=world.gov.roster)
+    state = verify_ledger(world.ledger.entries(), world.gov.roster, DecisionPolicy()).state
+    report = check_anchors(state, anchors, roster=world.gov.roster)
     assert report.warnings and "is gone from the registry" in report.warnings[0]
+
+
+def newer_roster(world: World) -> TrustedRoster:
+    """The same people under roster serial 2, signed by the root key."""
+    data = {**world.gov.roster_data, "serial": 2}
+    return verify_roster_data(
+        data, sign_roster_data(data, world.gov.root), world.gov.root.public_key
+    )
+
+
+def pipeline_engine(world: World, roster: TrustedRoster) -> DecisionEngine:
+    """The pipeline's engine over the world's ledger and registry, verifying with ``roster``."""
+    return DecisionEngine(
+        ledger=world.ledger,
+        registry=world.registry,
+        roster=roster,
+        policy=DecisionPolicy(),
+        pipeline=world.gov["pipeline"],
+        clock=world.clock,
+    )
 
 
 def test_a_roster_older_than_the_checkpoint_is_refused(world: World) -> None:
     """A checkpoint written under roster serial 2 refuses the serial-1 roster afterwards."""
     world.deploy("1.0.0")
-    data = {**world.gov.roster_data, "serial": 2}
-    newer = verify_roster_data(
-        data, sign_roster_data(data, world.gov.root), world.gov.root.public_key
-    )
     world.submit("alice", "approve", "1.0.0")
-    checkpoint_head(world.ledger, world.registry, world.gov["pipeline"], newer)
+    checkpoint_head(pipeline_engine(world, newer_roster(world)))
     anchors = read_anchors(registry=world.registry, roster=world.gov.roster, trust=world.trust)
+    state = verify_ledger(world.ledger.entries(), world.gov.roster, DecisionPolicy()).state
     with pytest.raises(RosterError, match="older than one already recorded"):
-        check_anchors(world.ledger.entries(), anchors, roster=world.gov.roster)
+        check_anchors(state, anchors, roster=world.gov.roster)
     with pytest.raises(TrustError, match="older than the one the newest checkpoint"):
         world.checkpoint()
 
 
-def test_unregistered_versions_are_named() -> None:
-    """Registry versions without a registered entry are listed in registry order."""
-    assert unregistered_versions([], ["1.0.0", "1.1.0"]) == ["1.0.0", "1.1.0"]
+def test_unregistered_versions_are_named(world: World) -> None:
+    """Registry versions without a verified registered entry are listed in registry order."""
+    world.deploy("1.0.0")
+    state = world.engine.state()
+    assert state.unregistered(["0.9.0", "1.0.0", "1.1.0"]) == ["0.9.0", "1.1.0"]
 
 
-def test_memory_ledger_checkpoints_too() -> None:
+def test_memory_ledger_checkpoints_too(tmp_path: Path) -> None:
     """The in-memory ledger and store take checkpoints the same way (the dashboard's fakes)."""
     gov = make_governance(default_reviewers())
-    ledger = MemoryLedger()
     registry = Registry(MemoryStore(), pipeline_key=gov["pipeline"].public_key)
-    subject = ModelSubject(name="m", root_digest="a" * 64, manifest_digest="b" * 64)
-    now = datetime.now(UTC)
-    vote = signed_decision(
-        gov["alice"], kind="approve", role="council", version="1.0.0", subject=subject, time=now
+    engine = DecisionEngine(
+        ledger=MemoryLedger(),
+        registry=registry,
+        roster=gov.roster,
+        policy=DecisionPolicy(),
+        pipeline=gov["pipeline"],
     )
-    ledger.append(vote)
-    written = write_checkpoint(ledger.entries(), registry, gov["pipeline"], gov.roster, newest=None)
-    assert registry.checkpoint_seqs() == [written.seq] == [1]
+    source = write_version_dir(tmp_path / "v")
+    engine.register(push_version(registry, "1.0.0", source, gov["pipeline"]), gates_json=b"{}")
+    written = checkpoint_head(engine)
+    assert registry.checkpoint_seqs() == [written.seq] == [2]
     assert newest_checkpoint(registry, gov.roster) == written
 
 
@@ -431,3 +488,25 @@ def test_cli_verify_names_versions_missing_from_an_emptied_ledger(
     code, verified, _ = invoke("ledger", "verify")
     assert code == 1 and verified is not None and not verified["ok"]
     assert verified["anchors"]["unregistered_versions"] == ["1.0.0", "1.1.0"]
+
+
+def test_cli_status_verifies_each_entry_once(
+    governed: Governed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kfm status` checks every entry once: the anchors are checked on the engine's state."""
+    governed.promote_and_veto()
+    invoke("ledger", "checkpoint")
+    checked: list[int] = []
+    check_entry = verify_module.check_entry
+
+    def counting(fold, entry, roster, policy):  # type: ignore[no-untyped-def]
+        checked.append(entry.seq)
+        return check_entry(fold, entry, roster, policy)
+
+    monkeypatch.setattr(verify_module, "check_entry", counting)
+    code, status, error = invoke("status")
+    assert code == 0 and status is not None, error
+    with closing(governed.ws.ledger()) as ledger:
+        seqs = [e.seq for e in ledger.entries()]
+    assert sorted(checked) == seqs  # each entry once, not once per check
+    assert status["anchors"]["checkpoint"]["seq"] == seqs[-1]

@@ -290,7 +290,11 @@ class DecisionEngine:
         subject: ModelSubject,
         **fields: Any,
     ) -> Envelope:
-        """A record signed by the pipeline key (called inside a transaction: reads nothing)."""
+        """A record signed by the pipeline key (called inside a transaction: reads nothing).
+
+        It carries the serial of the roster the engine verified against: a reader holding an
+        older roster is refused from then on.
+        """
         signer = self._require_pipeline()
         record = DecisionRecord(
             kind=kind,  # type: ignore[arg-type]  # validated by pydantic
@@ -302,6 +306,7 @@ class DecisionEngine:
             version=version,
             anchor=anchor,
             channel=PRODUCTION,
+            roster_serial=self.roster.serial,
             **fields,
         )
         return sign_decision(record, signer)

@@ -27,7 +27,10 @@ rollbacks. The result is a :class:`core.decisions.state.VerifiedState`.
 :class:`VerifiedLedger` keeps the last verified state and extends it incrementally: it
 verifies only the entries after the head it verified, as long as that head is still in the
 chain at its seq with the same hash (the chain hash then vouches for everything before it); a
-reader whose head is gone re-verifies from the start and reports the fork (:attr:`fork`).
+reader whose head is gone re-verifies from the start and reports the fork (:attr:`fork`). It
+refuses to act with a roster older than one the pipeline's records were signed under
+(:attr:`VerifiedState.max_roster_serial`): restoring an earlier signed roster to bring a
+revoked key back is a :class:`core.errors.RosterError` for every reader, the engine included.
 :meth:`VerifiedLedger.at` replays the verified entries up to a time (``kfm status --at``).
 
 :func:`verify_ledger` is the non-raising form for ``kfm ledger verify``: a
@@ -58,7 +61,7 @@ from core.decisions.records import (
     verify_decision,
 )
 from core.decisions.replay import Fold, VerifiedEntry, replay
-from core.decisions.roster import TrustedRoster
+from core.decisions.roster import TrustedRoster, check_roster_serial
 from core.decisions.rules import pipeline_refusal, refusal
 from core.decisions.state import VerifiedState
 from core.errors import KfmError, LedgerError
@@ -361,6 +364,11 @@ class VerifiedLedger:
     def _extend(self, start: VerifiedState | None, entries: Sequence[LedgerEntry]) -> VerifiedState:
         verified: list[VerifiedEntry] = []
         state = verify_and_replay(entries, self.roster, self.policy, start=start, verified=verified)
+        if state.max_roster_serial is not None:
+            # The pipeline signed records under a newer roster: this one was put back. Checked
+            # before the state is kept, so every later read refuses too.
+            where = f"the ledger's pipeline records (up to entry #{state.head_seq})"
+            check_roster_serial(self.roster, {where: state.max_roster_serial})
         self._verified.extend(verified)
         self._state = state
         return state

@@ -47,6 +47,8 @@ from core.decisions.ledger import (
 from core.decisions.records import Anchor
 from core.decisions.roster import (
     TrustedRoster,
+    revoke_reviewer,
+    sign_roster,
     sign_roster_data,
     verify_roster_data,
 )
@@ -57,6 +59,7 @@ from core.errors import AuthorizationError, LedgerError, RosterError, TrustError
 from core.policy import DecisionPolicy
 from core.registry.layout import checkpoint_key
 from core.registry.versions import Registry
+from core.signing.keys import load_signer
 from core.testing import (
     FixedClock,
     Governance,
@@ -407,6 +410,33 @@ def test_a_roster_older_than_the_checkpoint_is_refused(world: World) -> None:
         world.checkpoint()
 
 
+def test_pipeline_records_sign_the_roster_serial_and_an_older_roster_is_refused(
+    world: World,
+) -> None:
+    """A version registered under roster serial 2 makes every reader holding the serial-1
+    roster refuse, the engine included, even with every checkpoint deleted."""
+    world.deploy("1.0.0")
+    assert world.engine.state().max_roster_serial == world.gov.roster.serial == 1
+    newer = newer_roster(world)
+    pipeline_engine(world, newer).register(
+        push_version(
+            world.registry,
+            "1.1.0",
+            write_version_dir(world.tmp / "1.1.0", seed="1.1.0"),
+            world.gov["pipeline"],
+        ),
+        gates_json=b"{}",
+    )
+    delete_checkpoints(world.registry)
+    assert world.check(newer).max_roster_serial == 2
+    with pytest.raises(RosterError, match="pipeline records"):
+        world.check()
+    with pytest.raises(RosterError, match="older than one already recorded"):
+        world.engine.state()
+    with pytest.raises(RosterError):
+        world.submit("alice", "approve", "1.1.0")
+
+
 def test_unregistered_versions_are_named(world: World) -> None:
     """Registry versions without a verified registered entry are listed in registry order."""
     world.deploy("1.0.0")
@@ -510,3 +540,46 @@ def test_cli_status_verifies_each_entry_once(
         seqs = [e.seq for e in ledger.entries()]
     assert sorted(checked) == seqs  # each entry once, not once per check
     assert status["anchors"]["checkpoint"]["seq"] == seqs[-1]
+
+
+def test_cli_refuses_an_earlier_roster_put_back(
+    governed: Governed, kfm_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carol revoked, a version deployed, then the earlier signed roster restored (checkpoints
+    deleted, a fresh client): status and carol's approval are refused, naming the ledger."""
+    roster_files = [governed.ws.roster_path, governed.ws.roster_path.with_suffix(".json.sig")]
+    earlier = {path: path.read_bytes() for path in roster_files}
+    revoke_reviewer(governed.ws.roster_path, "carol", datetime.now(UTC))
+    sign_roster(
+        governed.ws.roster_path, load_signer(governed.ws.root / "keys" / "root.key", "root-pw")
+    )
+    with governed.ws.decision_engine("pipe-pw") as engine:
+        governed.deploy(engine, "1.0.0")
+    for path, data in earlier.items():
+        path.write_bytes(data)
+    delete_checkpoints(governed.ws.registry())
+    fresh = kfm_home.parent / f"{kfm_home.name}-fresh"
+    monkeypatch.setenv("KFM_HOME", str(fresh))
+    TrustStore(fresh).pin(governed.ws.root, governed.ws.root_fingerprint())
+    code, _, error = invoke("status")
+    assert code != 0 and isinstance(error, RosterError), error
+    assert "the ledger's pipeline records" in str(error)
+    monkeypatch.setenv("CAROL_PW", "carol-pw")
+    result = runner.invoke(
+        app,
+        [
+            "approve",
+            "1.0.0",
+            "--as",
+            "carol",
+            "--key",
+            str(governed.ws.reviewer_key_path("carol")),
+            "--reason",
+            "my key is back",
+            "--passphrase-env",
+            "CAROL_PW",
+        ],
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, RosterError)
+    with closing(governed.ws.ledger()) as ledger:
+        assert [e.kind for e in ledger.entries()] == ["registered", "gates-attested"]

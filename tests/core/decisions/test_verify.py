@@ -81,7 +81,7 @@ def test_states_progress_and_missing_rules_are_named(setup: Setup) -> None:
     assert state.production == "1.0.0" and state.staging is None
     assert [(e.kind, e.seq, e.cause) for e in state.events] == [("promotion", 5, "approve")]
     assert (state.head_seq, state.head_hash) == (5, setup.ledger.entries()[-1].entry_hash)
-    assert state.max_roster_serial is None  # no pipeline record carries a serial yet
+    assert state.max_roster_serial == setup.gov.roster.serial  # pipeline records sign it
     assert state.facts["1.0.0"].submitter == "dev" and state.facts["1.0.0"].concerned_stewards == (
         "sam",
     )

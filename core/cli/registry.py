@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Remove files of uncommitted (interrupted) pushes; report damaged or unsigned versions
-        and versions no ledger record registers.
+        and versions no ledger record registers; write the files of rollbacks that lack them.
 
         Exit 1 when a committed version is damaged, its record does not verify, or it is not
         registered in the ledger (after --register: not registered still)."""
@@ -121,6 +121,11 @@ def register(app: typer.Typer) -> None:
             report = engine.registry.fsck(dry_run=dry_run)
             anchored_state(ws, engine)  # the verified ledger, consistent with its anchors
             unregistered = unregistered_versions(engine)
+            rollback_files = (
+                engine.missing_rollback_files()
+                if dry_run
+                else engine.write_missing_rollback_files()
+            )
         healed: list[str] = []
         if register_missing and unregistered:
             with build_engine(ws, with_pipeline=True) as engine:
@@ -134,6 +139,7 @@ def register(app: typer.Typer) -> None:
                     **report.model_dump(mode="json"),
                     "unregistered": still,
                     "registered_now": healed,
+                    "rollback_files": rollback_files,
                 }
             )
         else:
@@ -149,6 +155,9 @@ def register(app: typer.Typer) -> None:
                 console.print(styled("[red]damaged[/] {}: files missing", version))
             for problem in report.unverified:
                 console.print(styled("[red]record does not verify[/] {}", problem))
+            verb_files = "would write" if dry_run else "wrote"
+            for key in rollback_files:
+                console.print(f"rollback file missing: {verb_files} {key}", markup=False)
             for version in healed:
                 console.print(
                     styled("[green]registered[/] {}: ledger records of its cut-off deploy", version)

@@ -52,6 +52,7 @@ from core.decisions.records import (
 )
 from core.decisions.rollbacks import (
     evidence_of,
+    missing_rollback_files,
     rollback_files,
     rollback_id,
     write_missing_rollback_files,
@@ -410,6 +411,10 @@ class DecisionEngine:
 
         (entry,) = self.ledger.transact(decide)
         return entry
+
+    def missing_rollback_files(self) -> list[str]:
+        """The keys of rollback files the registry lacks (a process stopped before them)."""
+        return missing_rollback_files(self.registry, self.state())
 
     def write_missing_rollback_files(self) -> list[str]:
         """Write the files of any rollback the registry lacks (a process stopped before them)."""

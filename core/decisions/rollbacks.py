@@ -127,26 +127,48 @@ def write_rollback_once(registry: Registry, folder: str, files: Mapping[str, byt
     return sorted(f"{ROLLBACKS}/{folder}/{name}" for name in files)
 
 
+def missing_rollback_files(registry: Registry, state: VerifiedState) -> list[str]:
+    """The keys of rollback files the registry lacks, for every rollback in ``state``.
+
+    A process stopped between a person's record and its rollback's files leaves some;
+    :func:`write_missing_rollback_files` writes them.
+    """
+    return [
+        f"{ROLLBACKS}/{folder}/{name}"
+        for folder, names in _missing(registry, state)
+        for name in names
+    ]
+
+
 def write_missing_rollback_files(registry: Registry, state: VerifiedState) -> list[str]:
     """Write the files of every rollback in ``state`` that the registry lacks; the keys written.
 
     Files are create-once: an existing one is never rewritten.
     """
     written: list[str] = []
+    events = {rollback_id(e.seq, e.version): e for e in state.events if e.kind == "rollback"}
+    for folder, names in _missing(registry, state):
+        event = events[folder]
+        files = rollback_files(registry, event, state.facts[event.version])
+        written += registry.write_rollback(folder, {name: files[name] for name in names})
+    return written
+
+
+def _missing(registry: Registry, state: VerifiedState) -> list[tuple[str, list[str]]]:
+    """(folder, missing file names) of every rollback in ``state`` with files missing."""
+    found = []
     for event in state.events:
         if event.kind != "rollback":
             continue
         folder = rollback_id(event.seq, event.version)
-        missing = [
+        names = [
             name
             for name in ROLLBACK_FILES
             if not registry.store.exists(f"{ROLLBACKS}/{folder}/{name}")
         ]
-        if not missing:
-            continue
-        files = rollback_files(registry, event, state.facts[event.version])
-        written += registry.write_rollback(folder, {name: files[name] for name in missing})
-    return written
+        if names:
+            found.append((folder, names))
+    return found
 
 
 def _latest_drift(registry: Registry, event: ChannelEvent) -> dict[str, Any]:

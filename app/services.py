@@ -8,9 +8,15 @@ a registry version, which never change).
 The channel every page shows is the *verified* state: one
 :class:`core.decisions.verify.VerifiedLedger` per workspace (and roster and policy) is kept
 under ``st.cache_resource`` and extended on each read by the entries after the head it verified.
-A broken entry raises an error naming it; the sidebar shows it and no page offers an action.
+Each new head is checked against its anchors (:func:`core.decisions.anchors.
+verified_and_anchored`: the newest signed checkpoint, this server's witness, the roster serial)
+before anything is shown. A broken entry, or a ledger behind its newest checkpoint or the
+witness, raises an error naming it; the sidebar shows it and no page offers an action.
 Writes (signed decisions) go through :func:`submit_decision`, which needs only the reviewer's
-key (never the pipeline key) and clears the caches so the new state appears at once.
+key and clears the caches so the new state appears at once. When the server holds the pipeline
+key (its passphrase in the variable ``kfm.toml`` names, ``KFM_PIPELINE_PASSPHRASE`` by default),
+it then checkpoints the new head (:func:`core.decisions.checkpoints.checkpoint_head`); reviewers
+never need that key.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 import streamlit as st
 
 from core.decisions import reviewer, rules
+from core.decisions.anchors import AnchorReport, verified_and_anchored
+from core.decisions.checkpoints import checkpoint_head
 from core.decisions.engine import DecisionEngine
 from core.decisions.ledger import LedgerEntry
 from core.decisions.records import read_statement
@@ -36,7 +44,7 @@ from core.decisions.trust import TrustStore
 from core.decisions.verify import VerifiedLedger
 from core.describe.graph import prov_to_dot
 from core.errors import KfmError
-from core.signing.keys import load_signer
+from core.signing.keys import KeySigner, load_signer
 from core.workspace import Workspace
 
 WORKSPACE_ENV = "KFM_WORKSPACE"
@@ -70,21 +78,31 @@ def workspace() -> Workspace:
     return _workspace(str(workspace_root()))
 
 
-def engine() -> DecisionEngine:
+def engine(pipeline: KeySigner | None = None) -> DecisionEngine:
     """A decision engine over the workspace, sharing the dashboard's verified ledger.
 
-    It holds no pipeline key: a reviewer's decision is their signed record only, and the
-    promotion or rollback it causes is derived by the verified replay.
+    Without ``pipeline`` it holds no pipeline key: a reviewer's decision is their signed record
+    only, and the promotion or rollback it causes is derived by the verified replay.
     """
     ws = workspace()
     cached = _verified_ledger(str(workspace_root()), _governance_digest())
+    roster = cached.verified.roster
     return DecisionEngine(
         ledger=ws.ledger(),
-        registry=ws.registry(),
-        roster=cached.verified.roster,
+        registry=ws.registry(roster=roster),
+        roster=roster,
         policy=cached.verified.policy,
+        pipeline=pipeline,
         verified=cached.verified,
     )
+
+
+def pipeline_signer() -> KeySigner | None:
+    """The pipeline key when this server holds it (the passphrase in the variable ``kfm.toml``
+    names is set), else ``None``: then nothing here signs as the pipeline."""
+    ws = workspace()
+    passphrase = os.environ.get(ws.config.pipeline_passphrase_env)
+    return ws.pipeline_signer(passphrase) if passphrase else None
 
 
 # --------------------------------------------------------------------------- verified state
@@ -92,6 +110,7 @@ def engine() -> DecisionEngine:
 class _Cached:
     verified: VerifiedLedger
     lock: threading.Lock
+    anchored: AnchorReport | None = None  # the anchors of the last head checked
 
 
 def _governance_digest() -> str:
@@ -122,9 +141,34 @@ def verified_state() -> VerifiedState:
     Raises :class:`core.decisions.verify.BrokenEntryError` (naming the entry) when an entry does
     not verify: nothing may be offered or done on a broken ledger.
     """
+    return _anchored()[0]
+
+
+def _anchored() -> tuple[VerifiedState, AnchorReport]:
+    """The verified state and the anchors of its head (checked once per new head).
+
+    Raises when an entry is broken, or when the ledger is behind its newest checkpoint or this
+    server's witness (truncated or forked), or the roster is older than one recorded.
+    """
     cached = _verified_ledger(str(workspace_root()), _governance_digest())
-    with cached.lock, closing(workspace().ledger()) as ledger:
-        return cached.verified.refresh(ledger)
+    ws = workspace()
+    with cached.lock, closing(ws.ledger()) as ledger:
+        state = cached.verified.refresh(ledger)
+        known = cached.anchored
+        if known is not None and (known.head_seq, known.head_hash) == (
+            state.head_seq,
+            state.head_hash,
+        ):
+            return state, known
+        cached.anchored = None
+        # A new head: the anchors are read, then the ledger again (incremental), then checked.
+        state, cached.anchored = verified_and_anchored(
+            cached.verified,
+            ledger,
+            registry=ws.registry(roster=cached.verified.roster),
+            trust=ws.trust_store(),
+        )
+        return state, cached.anchored
 
 
 # --------------------------------------------------------------------------- ledger and state
@@ -453,7 +497,7 @@ def allowed_actions(reviewer_id: str | None, version: str) -> list[tuple[str, st
         version,
         state=state,
         facts=state.facts.get(version),
-        roster=workspace().roster(),
+        roster=_verified_ledger(str(workspace_root()), _governance_digest()).verified.roster,
         at=datetime.now(UTC),
     )
 
@@ -479,7 +523,7 @@ def submit_decision(
 
     The engine verifies everything again (signature, roster role at this time, self-approval,
     duplicate votes): the page offering only allowed actions is a courtesy, not the control.
-    No pipeline key is needed.
+    No pipeline key is needed; a server that holds it checkpoints the new head afterwards.
     """
     reviewer.check_reason(reason)
     ws = workspace()
@@ -493,13 +537,33 @@ def submit_decision(
             found="missing",
         )
     signer = load_signer(key_path, passphrase, key_id=reviewer_id)
+    verified_state()  # never sign onto a broken ledger or one behind its anchors
+    pipeline = pipeline_signer()
     cached = _verified_ledger(str(workspace_root()), _governance_digest())
-    with cached.lock, engine() as eng:
-        outcome = reviewer.submit_decision(
-            eng, kind, version, signer, role=role, reason=reason, gate=gate
-        )
+    with cached.lock:
+        with engine() as eng:
+            outcome = reviewer.submit_decision(
+                eng, kind, version, signer, role=role, reason=reason, gate=gate
+            )
+        lines = outcome.lines()
+        if pipeline is not None:
+            lines.append(_checkpoint(pipeline))
     st.cache_data.clear()
-    return "; ".join(outcome.lines())
+    return "; ".join(lines)
+
+
+def _checkpoint(pipeline: KeySigner) -> str:
+    """Checkpoint the head just appended to with the server's pipeline key; says what it did.
+
+    The decision is recorded whatever happens here: a checkpoint that cannot be written is said,
+    not raised (``kfm ledger checkpoint`` writes one later).
+    """
+    try:
+        with engine(pipeline) as eng:
+            written = checkpoint_head(eng)
+    except KfmError as error:
+        return f"checkpoint not written: {error.diagnostics()}"
+    return f"checkpoint #{written.seq} signed by the pipeline key"
 
 
 def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
@@ -508,7 +572,7 @@ def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
     Every entry shown has been verified (chain, signature, role when recorded, anchor, rules);
     a broken entry raises before this, naming it.
     """
-    state = verified_state()
+    state, anchored = _anchored()
     rows = []
     for e in ledger_entries():
         caused = "; ".join(event.said for event in state.events_at(e.seq))
@@ -525,8 +589,12 @@ def ledger_check() -> tuple[bool, str, list[dict[str, Any]]]:
                 "entry hash": e.entry_hash[:16],
             }
         )
+    checkpoint = anchored.checkpoint
     summary = (
         f"chain intact: {state.head_seq} entries, every signature, role, anchor and decision "
-        f"rule verified (head {state.head_hash[:16]}…)"
+        f"rule verified (head {state.head_hash[:16]}…); consistent with "
+        + ("no checkpoint yet" if checkpoint is None else f"checkpoint #{checkpoint.seq}")
+        + " and with what this server verified before"
     )
-    return True, summary, rows
+    warnings = "".join(f"; warning: {w}" for w in anchored.warnings)
+    return not anchored.warnings, summary + warnings, rows

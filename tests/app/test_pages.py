@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import services
+from core.decisions.checkpoints import newest_checkpoint
 from core.decisions.trust import TrustStore
 from core.demo.build import DemoInfo, demo_passphrase
-from core.errors import AuthorizationError, KfmError
+from core.errors import AuthorizationError, KfmError, LedgerError
 from core.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +103,7 @@ def test_decisions_page_shows_state_and_verified_ledger(on_demo: DemoInfo) -> No
     assert all(s in at.caption[0].value for s in on_demo.concerned_stewards)
     assert "1 more council approval" in at.warning[0].value
     assert at.success[0].value.startswith(f"chain intact: {on_demo.ledger_entries} entries")
+    assert f"consistent with checkpoint #{on_demo.ledger_entries}" in at.success[0].value
     assert set(at.dataframe[0].value["verified"]) == {"yes"}
     assert at.info[0].value == "Choose yourself in the sidebar to act."
 
@@ -329,6 +332,73 @@ def test_a_forged_row_stops_every_page_and_offers_nothing(
             "approve", on_copy.version, "bruno", "council", demo_passphrase("bruno"), "forced"
         )
     assert workspace_digest(root) == before
+
+
+def refused_everywhere(message: str) -> None:
+    """Every page shows ``message`` as an error and offers no action (a fresh server start)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    for page in ("registry", "decisions", "drift"):
+        at = AppTest.from_file(str(APP_ENTRY), default_timeout=60)
+        at.run()
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = " ".join(e.value for e in at.error)
+        assert message in errors, errors
+        assert not at.radio and not at.button  # nothing is offered
+
+
+def test_a_ledger_cut_behind_its_anchors_stops_every_page_and_offers_nothing(
+    on_copy: DemoInfo, approve: Callable[[DemoInfo, str, str], list[str]], trust_store: TrustStore
+) -> None:
+    """Rows deleted after what this server saw, then behind the newest checkpoint: every page
+    shows the refusal like a broken entry and offers nothing; a forced submission is refused."""
+    root = on_copy.workspace
+    ws = Workspace.open(root, trust=trust_store)
+    checkpoint = newest_checkpoint(ws.registry(), ws.roster())
+    assert checkpoint is not None and checkpoint.seq == on_copy.ledger_entries
+    assert approve(on_copy, "bruno", "council") == ["approve"]  # a row no checkpoint covers
+    head = checkpoint.seq + 1
+    assert metrics(open_page("registry"))["In production"] == "none"  # this server saw #head
+    log = ws.ledger()
+    try:
+        log.execute_unchecked("DELETE FROM ledger WHERE seq >= ?", [head])  # type: ignore[attr-defined]
+        refused_everywhere(f"this client verified it up to entry #{head}, it now ends")
+        log.execute_unchecked("DELETE FROM ledger WHERE seq >= ?", [checkpoint.seq])  # type: ignore[attr-defined]
+    finally:
+        log.close()
+    refused_everywhere(f"ledger truncated after checkpoint #{checkpoint.seq}:")
+    before = workspace_digest(root)
+    with pytest.raises(LedgerError, match=f"truncated after checkpoint #{checkpoint.seq}"):
+        services.submit_decision(
+            "approve", on_copy.version, "bruno", "council", demo_passphrase("bruno"), "forced"
+        )
+    assert workspace_digest(root) == before
+
+
+def test_a_server_holding_the_pipeline_key_checkpoints_each_decision(
+    on_copy: DemoInfo, monkeypatch: pytest.MonkeyPatch, trust_store: TrustStore
+) -> None:
+    """Without the pipeline key a decision leaves the checkpoints as they are; a server that
+    holds it signs a checkpoint of the new head right after the decision."""
+    registry = Workspace.open(on_copy.workspace, trust=trust_store).registry()
+    said = services.submit_decision(
+        "approve", on_copy.version, "bruno", "council", demo_passphrase("bruno"), "reviewed"
+    )
+    assert "checkpoint" not in said
+    assert registry.checkpoint_seqs()[-1] == on_copy.ledger_entries
+    monkeypatch.setenv("KFM_PIPELINE_PASSPHRASE", demo_passphrase("pipeline"))
+    steward = on_copy.concerned_stewards[0]
+    said = services.submit_decision(
+        "approve", on_copy.version, steward, "steward", demo_passphrase(steward), "my region"
+    )
+    head = on_copy.ledger_entries + 2
+    assert f"checkpoint #{head} signed by the pipeline key" in said, said
+    newest = newest_checkpoint(
+        registry, Workspace.open(on_copy.workspace, trust=trust_store).roster()
+    )
+    assert newest is not None and newest.seq == head == ledger(on_copy.workspace)[-1][0]
 
 
 def test_the_working_group_resolves_a_breach_on_the_drift_page(

@@ -25,8 +25,8 @@ DemoInfo`` runs these steps (:data:`DEMO_STEPS`), each through the owning module
    have runs. The warming run records a drift breach (no rollback: the version is not in
    production yet), which blocks promotion; the later in-bounds run closes it, so the
    remaining approvals promote the version;
-8. **verify** — the whole ledger (:func:`core.decisions.verify.verify_ledger`) and the registry
-   version (:meth:`core.registry.versions.Registry.verify`) must check out.
+8. **verify** — the whole ledger (the engine's verified state: every entry checked once) and
+   the registry version (:meth:`core.registry.versions.Registry.verify`) must check out.
 
 The pipeline key is used by this process for deploy and monitoring only; no reviewer's step
 needs it.
@@ -389,7 +389,7 @@ def _deploy_and_approve(
     monitoring: bool,
 ) -> DemoInfo:
     from core.decisions.reviewer import submit_decision
-    from core.decisions.verify import verify_ledger
+    from core.decisions.verify import BrokenEntryError
     from core.pipeline import deploy_candidate
     from core.signing.keys import load_signer
 
@@ -441,15 +441,15 @@ def _deploy_and_approve(
 
     say(DEMO_STEPS[7])
     with ws.decision_engine() as engine:
-        entries = engine.ledger.entries()
-        report = verify_ledger(entries, engine.roster, engine.policy)
-        if report.broken is not None:
+        try:
+            verified = engine.state()
+        except BrokenEntryError as error:
             raise DemoError(
                 "the demo ledger does not verify",
-                field=report.broken.field,
+                field=error.field,
                 expected="every entry verified",
-                found=report.broken.message,
-            )
+                found=error.reason,
+            ) from error
         registry_report = engine.registry.verify(version)
         if not registry_report.ok:
             raise DemoError(
@@ -458,7 +458,7 @@ def _deploy_and_approve(
                 expected="every stored file matching its record",
                 found=list(registry_report.problems),
             )
-        state = engine.state().versions[version]
+        state = verified.versions[version]
     info = DemoInfo(
         workspace=ws.root,
         version=version,
@@ -468,7 +468,7 @@ def _deploy_and_approve(
         concerned_stewards=tuple(outcome.concerned_stewards),
         state=state.state,
         missing=tuple(state.missing),
-        ledger_entries=len(entries),
+        ledger_entries=verified.head_seq,
     )
     text = json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n"
     (ws.root / DEMO_MARKER).write_text(text, encoding="utf-8")

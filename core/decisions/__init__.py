@@ -12,9 +12,10 @@ the engine.
   (:func:`checkpoint_head`, :func:`write_checkpoint`, :func:`newest_checkpoint`).
 - :mod:`core.decisions.trust` — what a client trusts, outside the workspace: root key pins and
   the witness of what it verified (:class:`TrustStore`).
-- :mod:`core.decisions.anchors` — the checks beside verification: newest checkpoint, witness,
-  roster serial, registry cross-check (:func:`read_anchors`, :func:`check_anchors`,
-  :func:`remember_verified`).
+- :mod:`core.decisions.anchors` — the checks beside verification, on the verified state:
+  newest checkpoint, witness, roster serial, registry cross-check (:func:`read_anchors`,
+  :func:`check_anchors`, :func:`remember_verified`; :func:`verified_and_anchored` does all
+  three around one incremental verification).
 - :mod:`core.decisions.rules` — every decision rule in one place: :data:`ALLOWED_ROLES`,
   :func:`missing_rules`, :func:`refusal`, :func:`pipeline_refusal` and :func:`allowed_actions`
   (what the engine accepts is exactly what it offers, and what verification lets count).

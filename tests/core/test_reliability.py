@@ -261,10 +261,10 @@ def test_deploy_killed_between_registry_and_ledger_is_found_and_healed(
     with ws.decision_engine() as engine:
         entries = engine.ledger.entries()
         assert [(e.kind, e.version) for e in entries] == [
-            ("gates-attested", "1.0.0"),
             ("registered", "1.0.0"),
+            ("gates-attested", "1.0.0"),
         ]
-        assert verify_ledger(entries, engine.roster).ok
+        assert verify_ledger(entries, engine.roster, engine.policy).ok
         assert engine.state().staging == "1.0.0"
         facts = engine.version_facts("1.0.0")
         assert facts.concerned_stewards == registry.show("1.0.0").concerned_stewards
